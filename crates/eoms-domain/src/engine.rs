@@ -1,0 +1,1049 @@
+//! The engine: decides whether an action may be taken and what follows from it.
+//!
+//! `decide` is pure: given the ticket, the command, the actor, the definition, the org and `now`,
+//! it returns either a refusal that names the reason (and changes nothing) or a [`Decision`]: the
+//! events to append (the state is their fold) and the effects the caller must carry out in the
+//! same transaction (messages to CSS, notifications, timers). The engine decides; the caller does.
+
+use crate::definition::{Action, Assign, Emit, Goto, ProcessDefinition, Step, TaskState, TicketStatus, Who};
+use crate::error::{DomainError, describe_invalid};
+use crate::expr::{Env, Expr};
+use crate::ids::{ActionKey, FieldKey, FlowRoleKey, OrgUnitId, SubOrderNo, SubRoleId, TaskNo, TicketId, UserId};
+use crate::org::{Org, Permission, User};
+use crate::ticket::{ActionRecord, Event, Outcome, SubState, Task, Ticket};
+use crate::value::{Form, Target, TargetKind, Timestamp, Value};
+use chrono::TimeDelta;
+use serde::{Deserialize, Serialize};
+
+/// An action a user asks for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    pub action: String,
+    /// The task acted on; ticket-level actions (urge, cancel, force close) take none.
+    #[serde(default)]
+    pub task: Option<TaskNo>,
+    #[serde(default)]
+    pub form: Form,
+}
+
+/// A new ticket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewTicket {
+    pub id: TicketId,
+    pub sheet_no: String,
+    #[serde(default)]
+    pub form: Form,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    Accept,
+    Complete,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyKind {
+    TaskAssigned,
+    Urged,
+    CopiedTo,
+    Message,
+}
+
+/// Someone to notify: a person or everyone in a group.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipient {
+    User(UserId),
+    Group(SubRoleId),
+}
+
+/// What the caller must do, in the same transaction as the events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Effect {
+    /// Queue a message to the ticket's CSS, in order after every earlier one of this ticket.
+    SendToCss {
+        message: Emit,
+        action: ActionKey,
+        form: Vec<(FieldKey, Value)>,
+    },
+    Notify {
+        kind: NotifyKind,
+        action: ActionKey,
+        to: Vec<Recipient>,
+    },
+    /// Set (or replace) the timer for this task's (or, with no task, the ticket's) deadline.
+    StartTimer {
+        task: Option<TaskNo>,
+        kind: TimerKind,
+        at: Timestamp,
+    },
+    /// Drop this task's timers.
+    CancelTimers {
+        task: TaskNo,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub events: Vec<Event>,
+    pub effects: Vec<Effect>,
+}
+
+/// What a decision runs against.
+#[derive(Clone, Copy)]
+pub struct World<'a> {
+    pub def: &'a ProcessDefinition,
+    pub org: &'a Org,
+}
+
+/// Creates a ticket. The result's first event is `Created`; `Ticket::replay` of the events gives
+/// the new ticket.
+pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Result<Decision, DomainError> {
+    let user = active_user(w.org, actor)?;
+    let def = w.def;
+    let action = &def.create;
+    let created_probe = Event::Created {
+        id: new.id,
+        sheet_no: new.sheet_no.clone(),
+        process: def.key.clone(),
+        version: def.version,
+        span: crate::ids::SpanKey::new(""),
+        creator: actor.clone(),
+        creator_org: user.org.clone(),
+        at: now,
+        accept_deadline: None,
+        deadline: None,
+    };
+    let t = Ticket::from_created(&created_probe).expect("created event");
+    let mut run = Run {
+        w,
+        now,
+        actor: user,
+        t,
+        events: Vec::new(),
+        effects: Vec::new(),
+        form: Vec::new(),
+        derived: Vec::new(),
+        sub: SubOrderNo::ROOT,
+    };
+    if !action.who.is_empty() && !action.who.iter().any(|who| run.allows(who, None)) {
+        return Err(DomainError::NotPermitted { user: actor.to_string(), action: action.key.to_string() });
+    }
+    run.form = run.typed_form(action, &new.form)?;
+    run.check_refusals(action)?;
+    run.derive(action);
+    let span = def
+        .spans
+        .iter()
+        .find(|s| s.when.as_ref().is_none_or(|c| c.expr.test(&run.env())))
+        .ok_or_else(|| DomainError::Definition { detail: "no span matches".into() })?;
+    let root_org = run.eval_org(&span.org)?;
+    let (mut accept, mut complete) = def.limits.limits.resolve(&run.env());
+    let minutes = |f: &Option<FieldKey>| match f.as_ref().and_then(|k| run.form.iter().find(|(fk, _)| fk == k)) {
+        Some((_, Value::Int(m))) if *m > 0 => Some(TimeDelta::minutes(*m)),
+        _ => None,
+    };
+    accept = minutes(&def.limits.accept_field).or(accept);
+    complete = minutes(&def.limits.complete_field).or(complete);
+    let created = Event::Created {
+        id: new.id,
+        sheet_no: new.sheet_no.clone(),
+        process: def.key.clone(),
+        version: def.version,
+        span: span.key.clone(),
+        creator: actor.clone(),
+        creator_org: run.actor.org.clone(),
+        at: now,
+        accept_deadline: accept.map(|a| now + a),
+        deadline: complete.map(|c| now + c),
+    };
+    run.t = Ticket::from_created(&created).expect("created event");
+    run.events.push(created);
+    run.record(action, None);
+    run.set_fields(action);
+    run.push(Event::SubOrderOpened { no: SubOrderNo::ROOT, parent: None, org: root_org, role: None, kind: None });
+    if let Some(d) = run.t.deadline {
+        run.effects.push(Effect::StartTimer { task: None, kind: TimerKind::Complete, at: d });
+    }
+    run.follow(action, None)?;
+    run.emit(action);
+    Ok(run.finish())
+}
+
+/// Decides `cmd` by `actor` on `ticket`.
+pub fn decide(
+    ticket: &Ticket,
+    cmd: &Command,
+    actor: &UserId,
+    w: World,
+    now: Timestamp,
+) -> Result<Decision, DomainError> {
+    if ticket.status.is_terminal() {
+        return Err(DomainError::TicketEnded { status: ticket.status.as_str() });
+    }
+    let user = active_user(w.org, actor)?;
+    let (action, task) = resolve(ticket, cmd, w.def)?;
+    let task = task.cloned();
+    let sub = task.as_ref().map_or(SubOrderNo::ROOT, |t| t.sub_order);
+    let mut run = Run {
+        w,
+        now,
+        actor: user,
+        t: ticket.clone(),
+        events: Vec::new(),
+        effects: Vec::new(),
+        form: Vec::new(),
+        derived: Vec::new(),
+        sub,
+    };
+
+    if action.resume && ticket.suspended_by.is_none() {
+        return Err(DomainError::NotSuspended);
+    }
+    if action.suspend && ticket.suspended_by.is_some() {
+        return Err(DomainError::AlreadySuspended);
+    }
+    if ticket.suspended_by.is_some() && !action.while_suspended && !action.resume {
+        return Err(DomainError::Suspended);
+    }
+    if !action.who.iter().any(|who| run.allows(who, task.as_ref())) {
+        return Err(DomainError::NotPermitted { user: actor.to_string(), action: action.key.to_string() });
+    }
+    if let Some(t) = &task {
+        let ok = match action.state {
+            TaskState::Ready => t.claimed_by.is_none(),
+            TaskState::Claimed => t.claimed_by.is_some(),
+            TaskState::Any => true,
+        };
+        if !ok {
+            let needed = if action.state == TaskState::Ready { "ready" } else { "claimed" };
+            return Err(DomainError::WrongTaskState { action: action.key.to_string(), needed, actual: t.state_name() });
+        }
+    }
+    run.form = run.typed_form(action, &cmd.form)?;
+    run.check_refusals(action)?;
+    run.derive(action);
+
+    run.record(action, task.as_ref());
+    run.set_fields(action);
+    if let Some(c) = &action.counts {
+        run.push(Event::Counted { counter: c.clone() });
+    }
+    if let Some(f) = &action.copy_to
+        && let Some(Value::List(users)) = run.form_value(f).cloned() {
+            let users: Vec<UserId> =
+                users.into_iter().filter_map(|u| if let Value::User(u) = u { Some(u) } else { None }).collect();
+            run.effects.push(Effect::Notify {
+                kind: NotifyKind::CopiedTo,
+                action: action.key.clone(),
+                to: users.iter().cloned().map(Recipient::User).collect(),
+            });
+            run.push(Event::CopiedTo { users });
+        }
+    if action.claim
+        && let Some(t) = &task {
+            run.push(Event::TaskClaimed { task: t.no, by: actor.clone() });
+        }
+    if action.suspend {
+        run.push(Event::Suspended { by: actor.clone(), at: now });
+    }
+    if action.resume {
+        run.push(Event::Resumed { at: now });
+        run.restart_timers();
+    }
+    if let Some(f) = &action.move_deadline
+        && let Some(Value::Time(to)) = run.form_value(f).cloned().or_else(|| run.t.field(f.as_str()).cloned()) {
+            let main = run.t.tasks.iter().find(|t| t.sub_order == sub && !t.side).map(|t| t.no);
+            run.push(Event::DeadlineMoved { task: main, to });
+            run.restart_timers();
+        }
+    if let Some(f) = &action.transfer {
+        let t = task.as_ref().ok_or_else(|| DomainError::TaskRequired { action: action.key.to_string() })?;
+        run.transfer(action, f, t)?;
+    }
+    if let Some(step) = &action.open {
+        run.open_task(sub, step.as_str(), None)?;
+    }
+    if action.done
+        && let Some(t) = &task {
+            run.close_task(t.no);
+        }
+    if action.fork.is_some() || !action.branches.is_empty() {
+        run.follow(action, task.as_ref())?;
+    }
+    run.emit(action);
+    Ok(run.finish())
+}
+
+fn active_user<'a>(org: &'a Org, id: &UserId) -> Result<&'a User, DomainError> {
+    org.user(id.as_str()).filter(|u| u.active).ok_or_else(|| DomainError::UnknownUser { user: id.to_string() })
+}
+
+/// Finds the action and its task.
+pub fn resolve<'d, 't>(
+    t: &'t Ticket,
+    cmd: &Command,
+    def: &'d ProcessDefinition,
+) -> Result<(&'d Action, Option<&'t Task>), DomainError> {
+    let ticket_action = def.ticket_actions.iter().find(|a| a.key.as_str() == cmd.action);
+    match cmd.task {
+        Some(no) => {
+            let task = t.task(no).ok_or(DomainError::NoSuchTask { task: no.0 })?;
+            let step = def
+                .step(task.step.as_str())
+                .ok_or_else(|| DomainError::Definition { detail: format!("unknown step {}", task.step) })?;
+            match step.actions.iter().find(|a| a.key.as_str() == cmd.action) {
+                Some(a) => Ok((a, Some(task))),
+                None => match ticket_action {
+                    Some(a) => Ok((a, None)),
+                    None => {
+                        Err(DomainError::ActionNotAtStep { action: cmd.action.clone(), step: task.step.to_string() })
+                    }
+                },
+            }
+        }
+        None => match ticket_action {
+            Some(a) => Ok((a, None)),
+            None if def.steps.iter().any(|s| s.actions.iter().any(|a| a.key.as_str() == cmd.action)) => {
+                Err(DomainError::TaskRequired { action: cmd.action.clone() })
+            }
+            None => Err(DomainError::UnknownAction { action: cmd.action.clone() }),
+        },
+    }
+}
+
+/// Who a new task goes to: (group, assignee, claimed by).
+type Owner = (Option<SubRoleId>, Option<UserId>, Option<UserId>);
+
+struct Run<'a> {
+    w: World<'a>,
+    now: Timestamp,
+    actor: &'a User,
+    /// Scratch copy: every event is applied as it is produced, so later steps see its effect.
+    t: Ticket,
+    events: Vec<Event>,
+    effects: Vec<Effect>,
+    form: Vec<(FieldKey, Value)>,
+    /// Values the action's `set` / `set_if` write; conditions see them (a complaint source that
+    /// makes a ticket urgent also gives it urgent limits).
+    derived: Vec<(FieldKey, Value)>,
+    /// The sub-order the action works in.
+    sub: SubOrderNo,
+}
+
+struct RunEnv<'r, 'a> {
+    run: &'r Run<'a>,
+}
+
+impl Env for RunEnv<'_, '_> {
+    fn get(&self, name: &str) -> Option<Value> {
+        let r = self.run;
+        if let Some((_, v)) = r.form.iter().chain(&r.derived).find(|(k, _)| k.as_str() == name) {
+            return Some(v.clone());
+        }
+        if let Some(v) = r.t.field(name) {
+            return Some(v.clone());
+        }
+        let org = r.w.org;
+        let level = |o: &OrgUnitId| org.level(o).map(|l| Value::text(l.as_str()));
+        match name {
+            "span" => Some(Value::text(r.t.span.as_str())),
+            "status" => Some(Value::text(r.t.status.as_str())),
+            "is_root" => Some(Value::Bool(r.sub == SubOrderNo::ROOT)),
+            "suborder_org" => r.t.sub_order(r.sub).map(|s| Value::Org(s.org.clone())),
+            "creator_org" => Some(Value::Org(r.t.creator_org.clone())),
+            "creator_level" => level(&r.t.creator_org),
+            "creator_province" => org.province_of(&r.t.creator_org).map(|p| Value::Org(p.clone())),
+            "actor_level" => level(&r.actor.org),
+            "hq" => Some(Value::Org(org.root().clone())),
+            "now" => Some(Value::Time(r.now)),
+            "deadline" => r.t.deadline.map(Value::Time),
+            "redispatch_count" => Some(Value::Int(i64::from(r.t.count("redispatch")))),
+            _ => None,
+        }
+    }
+    fn province_of(&self, o: &str) -> Option<OrgUnitId> {
+        self.run.w.org.province_of(&OrgUnitId::new(o)).cloned()
+    }
+    fn level_of(&self, o: &str) -> Option<&'static str> {
+        self.run.w.org.level(&OrgUnitId::new(o)).map(|l| l.as_str())
+    }
+}
+
+impl<'a> Run<'a> {
+    fn env(&self) -> RunEnv<'_, 'a> {
+        RunEnv { run: self }
+    }
+
+    fn push(&mut self, e: Event) {
+        self.t.apply(&e);
+        self.events.push(e);
+    }
+
+    fn finish(self) -> Decision {
+        Decision { events: self.events, effects: self.effects }
+    }
+
+    fn form_value(&self, k: &FieldKey) -> Option<&Value> {
+        self.form.iter().find(|(f, _)| f == k).map(|(_, v)| v)
+    }
+
+    fn sub_org(&self, no: SubOrderNo) -> OrgUnitId {
+        self.t.sub_order(no).map_or_else(|| self.w.org.root().clone(), |s| s.org.clone())
+    }
+
+    fn allows(&self, who: &Who, task: Option<&Task>) -> bool {
+        let me = &self.actor.id;
+        let org = self.w.org;
+        match who {
+            Who::Group => task.is_some_and(|t| match (&t.assignee, &t.group) {
+                (Some(u), _) => u == me,
+                (None, Some(g)) => org.sub_role(g.as_str()).is_some_and(|g| g.has_member(me)),
+                (None, None) => false,
+            } || t.claimed_by.as_ref() == Some(me)),
+            Who::Owner => task.is_some_and(|t| t.claimed_by.as_ref() == Some(me)),
+            Who::Creator => &self.t.creator == me,
+            Who::CreatorOrg => self.actor.org == self.t.creator_org,
+            Who::Role(r) => org.holds_role_over(me, r, &self.sub_org(self.sub)),
+            Who::Permission(p) => org.permits(me, *p),
+            Who::Copied => self.t.copied.contains(me),
+            Who::UpperLevel => {
+                let Some(mine) = org.level_unit(&self.actor.org) else { return false };
+                self.t.tasks.iter().any(|t| {
+                    org.level_unit(&t.org).is_some_and(|theirs| theirs.id != mine.id && org.covers(&mine.id, &theirs.id))
+                })
+            }
+        }
+    }
+
+    /// Types and checks the submitted form against the action's fields and branch conditions.
+    fn typed_form(&self, action: &Action, form: &Form) -> Result<Vec<(FieldKey, Value)>, DomainError> {
+        let def = self.w.def;
+        let mut out = Vec::with_capacity(form.len());
+        for (k, input) in form {
+            if !action.accepts(k) {
+                return Err(DomainError::UnexpectedField { field: k.clone(), action: action.key.to_string() });
+            }
+            let fd = def
+                .field(k)
+                .ok_or_else(|| DomainError::UnexpectedField { field: k.clone(), action: action.key.to_string() })?;
+            let v = fd
+                .ty
+                .parse(input, def.timezone)
+                .map_err(|p| DomainError::InvalidField { field: k.clone(), problem: describe_invalid(&p) })?;
+            self.check_refs(&v)?;
+            if v.truthy() || matches!(v, Value::Bool(_) | Value::Int(_)) {
+                out.push((fd.key.clone(), v));
+            }
+        }
+        let has = |k: &FieldKey| out.iter().any(|(f, _)| f == k);
+        if let Some(k) = action.required.iter().find(|k| !has(k)) {
+            return Err(DomainError::MissingField { field: k.to_string(), branch: None });
+        }
+        let probe = Run {
+            w: self.w,
+            now: self.now,
+            actor: self.actor,
+            t: self.t.clone(),
+            events: Vec::new(),
+            effects: Vec::new(),
+            form: out,
+            derived: Vec::new(),
+            sub: self.sub,
+        };
+        for (k, c) in &action.required_if {
+            if !has_in(&probe.form, k) && c.expr.test(&probe.env()) {
+                return Err(DomainError::MissingField { field: k.to_string(), branch: Some(c.src.clone()) });
+            }
+        }
+        Ok(probe.form)
+    }
+
+    /// Org units and users named in a form must exist.
+    fn check_refs(&self, v: &Value) -> Result<(), DomainError> {
+        let org = self.w.org;
+        match v {
+            Value::Org(o) if org.unit(o.as_str()).is_none() => Err(DomainError::UnknownOrg { org: o.to_string() }),
+            Value::User(u) if org.user(u.as_str()).is_none_or(|u| !u.active) => {
+                Err(DomainError::UnknownUser { user: u.to_string() })
+            }
+            Value::List(items) => items.iter().try_for_each(|i| self.check_refs(i)),
+            Value::Targets(ts) => ts.iter().try_for_each(|t| {
+                if org.unit(t.org.as_str()).is_none() {
+                    return Err(DomainError::UnknownOrg { org: t.org.to_string() });
+                }
+                if let Some(g) = &t.group
+                    && org.sub_role(g.as_str()).is_none_or(|s| s.flow_role != t.role) {
+                        return Err(DomainError::TargetNotAllowed {
+                            role: t.role.to_string(),
+                            org: t.org.to_string(),
+                            why: "the named group does not exist or has another role",
+                        });
+                    }
+                Ok(())
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_refusals(&self, action: &Action) -> Result<(), DomainError> {
+        match action.refuse.iter().find(|r| r.when.expr.test(&self.env())) {
+            Some(r) => Err(DomainError::Refused { code: r.code.clone(), message: r.message.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    fn record(&mut self, action: &Action, task: Option<&Task>) {
+        let on_time = task.and_then(|t| {
+            let d = if action.claim { t.accept_deadline } else { t.complete_deadline };
+            d.map(|d| self.now <= d)
+        });
+        let rec = ActionRecord {
+            seq: self.t.seq + 1,
+            action: action.key.clone(),
+            code: action.code,
+            task: task.map(|t| t.no),
+            step: task.map(|t| t.step.clone()),
+            sub_order: self.sub,
+            actor: self.actor.id.clone(),
+            actor_org: self.actor.org.clone(),
+            at: self.now,
+            on_time,
+            form: self.form.clone(),
+        };
+        self.push(Event::ActionRecorded(rec));
+    }
+
+    fn derive(&mut self, action: &Action) {
+        let derived: Vec<(FieldKey, Value)> = action
+            .set
+            .iter()
+            .filter(|(when, _, _)| when.as_ref().is_none_or(|c| c.expr.test(&self.env())))
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+            .collect();
+        // Derived values win over what the form said (a complaint source forces urgency).
+        self.form.retain(|(k, _)| !derived.iter().any(|(d, _)| d == k));
+        self.derived = derived;
+    }
+
+    fn set_fields(&mut self, _action: &Action) {
+        let def = self.w.def;
+        let mut fields: Vec<(FieldKey, Value)> =
+            self.form.iter().filter(|(k, _)| def.field(k.as_str()).is_some_and(|f| f.on_ticket)).cloned().collect();
+        fields.extend(self.derived.iter().cloned());
+        if !fields.is_empty() {
+            self.push(Event::FieldsSet { fields });
+        }
+    }
+
+    fn eval_org(&self, e: &Expr) -> Result<OrgUnitId, DomainError> {
+        match e.eval(&self.env()) {
+            Some(v) => {
+                let id = v
+                    .as_key()
+                    .map(OrgUnitId::new)
+                    .ok_or_else(|| DomainError::Definition { detail: "a region is not an org unit".into() })?;
+                if self.w.org.unit(id.as_str()).is_none() {
+                    return Err(DomainError::UnknownOrg { org: id.to_string() });
+                }
+                Ok(id)
+            }
+            None => Err(DomainError::Definition { detail: "a region evaluated to no value".into() }),
+        }
+    }
+
+    fn step(&self, key: &str) -> Result<&'a Step, DomainError> {
+        self.w.def.step(key).ok_or_else(|| DomainError::Definition { detail: format!("unknown step '{key}'") })
+    }
+
+    /// Opens a task at `step` for sub-order `sub`. `target` names the role/org/group when a fork
+    /// or a transfer chose them.
+    fn open_task(&mut self, sub: SubOrderNo, step_key: &str, target: Option<&Target>) -> Result<TaskNo, DomainError> {
+        let step = self.step(step_key)?;
+        let prev_sub = std::mem::replace(&mut self.sub, sub);
+        let result = self.open_task_in(step, target);
+        self.sub = prev_sub;
+        result
+    }
+
+    fn open_task_in(&mut self, step: &'a Step, target: Option<&Target>) -> Result<TaskNo, DomainError> {
+        let sub = self.sub;
+        let so = self
+            .t
+            .sub_order(sub)
+            .cloned()
+            .ok_or_else(|| DomainError::Definition { detail: "no such sub-order".into() })?;
+        let routed = |this: &Self,
+                      roles: &[FlowRoleKey],
+                      region: &Expr|
+         -> Result<Owner, DomainError> {
+            if target.is_none()
+                && let Some(u) = so.claimer_of(step.key.as_str()) {
+                    // Rework returns to whoever held this step before.
+                    return Ok((None, Some(u.clone()), Some(u.clone())));
+                }
+            let role = target
+                .map(|t| t.role.clone())
+                .or_else(|| so.role.clone().filter(|r| roles.contains(r)))
+                .or_else(|| (roles.len() == 1).then(|| roles[0].clone()))
+                .ok_or_else(|| DomainError::Definition {
+                    detail: format!("step '{}' has several roles and none was chosen", step.key),
+                })?;
+            if let Some(g) = target.and_then(|t| t.group.clone()) {
+                return Ok((Some(g), None, None));
+            }
+            let at = match target {
+                Some(t) => t.org.clone(),
+                None => this.eval_org(region)?,
+            };
+            let dims: Vec<(String, Option<Value>)> =
+                this.w.def.dimensions.iter().map(|(n, e)| (n.clone(), e.eval(&this.env()))).collect();
+            let dim_refs: Vec<(&str, Option<&str>)> =
+                dims.iter().map(|(n, v)| (n.as_str(), v.as_ref().and_then(dim_value))).collect();
+            let r = this
+                .w
+                .org
+                .route(&role, &at, &dim_refs)
+                .ok_or_else(|| DomainError::NoHandlerGroup { role: role.to_string(), org: at.to_string() })?;
+            Ok((Some(r.group), r.leader, None))
+        };
+        let person = |u: &UserId| (None, Some(u.clone()), Some(u.clone()));
+        let (group, assignee, claimed) = match &step.assign {
+            Assign::Route { roles, region } => routed(self, roles, region)?,
+            Assign::Creator => person(&self.t.creator),
+            Assign::PreviousOwner => {
+                let u = so.last_owner.as_ref().ok_or_else(|| DomainError::Definition {
+                    detail: format!("step '{}' has no previous owner", step.key),
+                })?;
+                person(u)
+            }
+            Assign::ClaimerOf { step: of, roles, region } => match so.claimer_of(of.as_str()) {
+                Some(u) if target.is_none() => person(u),
+                _ => routed(self, roles, region)?,
+            },
+        };
+        let (accept, complete) = if step.clock_paused { (None, None) } else { step.limits.resolve(&self.env()) };
+        let no = TaskNo(self.t.next_task);
+        let task = Task {
+            no,
+            sub_order: sub,
+            step: step.key.clone(),
+            group,
+            assignee,
+            org: match (target, &step.assign) {
+                (Some(t), _) => t.org.clone(),
+                (None, Assign::Creator) => self.t.creator_org.clone(),
+                (None, Assign::Route { region, .. } | Assign::ClaimerOf { region, .. }) => self.eval_org(region)?,
+                (None, Assign::PreviousOwner) => so.org.clone(),
+            },
+            side: step.side,
+            opened_at: self.now,
+            // A task handed straight to a person needs no accepting.
+            accept_deadline: accept.filter(|_| claimed.is_none()).map(|a| self.now + a),
+            complete_deadline: complete.map(|c| self.now + c),
+            claimed_by: claimed,
+        };
+        let to = match (&task.assignee, &task.group) {
+            (Some(u), _) => Recipient::User(u.clone()),
+            (None, Some(g)) => Recipient::Group(g.clone()),
+            (None, None) => Recipient::User(self.t.creator.clone()),
+        };
+        if !step.side {
+            self.push(Event::SubOrderActivated { no: sub, step: step.key.clone() });
+        }
+        if let Some(a) = task.accept_deadline {
+            self.effects.push(Effect::StartTimer { task: Some(no), kind: TimerKind::Accept, at: a });
+        }
+        if let Some(c) = task.complete_deadline {
+            self.effects.push(Effect::StartTimer { task: Some(no), kind: TimerKind::Complete, at: c });
+        }
+        self.effects.push(Effect::Notify {
+            kind: NotifyKind::TaskAssigned,
+            action: ActionKey::new(step.key.as_str()),
+            to: vec![to],
+        });
+        self.push(Event::TaskOpened(task));
+        if step.clock_paused {
+            self.push(Event::ClockPaused { at: self.now });
+        }
+        Ok(no)
+    }
+
+    fn close_task(&mut self, no: TaskNo) {
+        let Some(t) = self.t.task(no) else { return };
+        let paused = self.w.def.step(t.step.as_str()).is_some_and(|s| s.clock_paused);
+        self.push(Event::TaskClosed { task: no, by: self.actor.id.clone() });
+        self.effects.push(Effect::CancelTimers { task: no });
+        if paused {
+            self.push(Event::ClockResumed { at: self.now });
+            self.restart_timers();
+        }
+    }
+
+    /// After the clock moved deadlines, every live deadline gets its timer again.
+    fn restart_timers(&mut self) {
+        if self.t.pauses > 0 {
+            return;
+        }
+        let mut timers = Vec::new();
+        if let Some(d) = self.t.deadline {
+            timers.push(Effect::StartTimer { task: None, kind: TimerKind::Complete, at: d });
+        }
+        for t in &self.t.tasks {
+            if let Some(a) = t.accept_deadline {
+                timers.push(Effect::StartTimer { task: Some(t.no), kind: TimerKind::Accept, at: a });
+            }
+            if let Some(c) = t.complete_deadline {
+                timers.push(Effect::StartTimer { task: Some(t.no), kind: TimerKind::Complete, at: c });
+            }
+        }
+        self.effects.extend(timers);
+    }
+
+    fn close_sub_tasks(&mut self, sub: SubOrderNo) {
+        let nos: Vec<TaskNo> = self.t.tasks.iter().filter(|t| t.sub_order == sub).map(|t| t.no).collect();
+        for no in nos {
+            self.close_task(no);
+        }
+    }
+
+    fn transfer(&mut self, action: &Action, field: &FieldKey, task: &Task) -> Result<(), DomainError> {
+        let target = match self.form_value(field) {
+            Some(Value::Targets(ts)) if ts.len() == 1 => ts[0].clone(),
+            Some(Value::Targets(_)) => {
+                return Err(DomainError::InvalidField {
+                    field: field.to_string(),
+                    problem: "a transfer goes to exactly one group".into(),
+                });
+            }
+            _ => return Err(DomainError::MissingField { field: field.to_string(), branch: None }),
+        };
+        let step = self.step(task.step.as_str())?;
+        let roles = match &step.assign {
+            Assign::Route { roles, .. } | Assign::ClaimerOf { roles, .. } => roles,
+            _ => {
+                return Err(DomainError::TargetNotAllowed {
+                    role: target.role.to_string(),
+                    org: target.org.to_string(),
+                    why: "this step is not routed to groups",
+                });
+            }
+        };
+        if !roles.contains(&target.role) {
+            return Err(DomainError::TargetNotAllowed {
+                role: target.role.to_string(),
+                org: target.org.to_string(),
+                why: "the role does not work this step",
+            });
+        }
+        let org = self.w.org;
+        if org.province_of(&target.org) != org.province_of(&task.org) {
+            return Err(DomainError::TargetNotAllowed {
+                role: target.role.to_string(),
+                org: target.org.to_string(),
+                why: "a transfer stays inside the task's province",
+            });
+        }
+        if task.group.is_some()
+            && target.group.is_none()
+            && target.role
+                == self.t.sub_order(task.sub_order).and_then(|s| s.role.clone()).unwrap_or_else(|| roles[0].clone())
+            && target.org == task.org
+        {
+            return Err(DomainError::TargetNotAllowed {
+                role: target.role.to_string(),
+                org: target.org.to_string(),
+                why: "the task is already with that group",
+            });
+        }
+        let _ = action;
+        self.close_task(task.no);
+        self.push(Event::SubOrderRetargeted { no: task.sub_order, role: target.role.clone(), org: target.org.clone() });
+        self.open_task(task.sub_order, task.step.as_str(), Some(&target))?;
+        Ok(())
+    }
+
+    /// Moves the flow: fork, reopen, or the first matching branch.
+    fn follow(&mut self, action: &Action, task: Option<&Task>) -> Result<(), DomainError> {
+        let sub = self.sub;
+        if let Some(fork) = &action.fork {
+            let mut targets = match self.form_value(&fork.field) {
+                Some(Value::Targets(ts)) => ts.clone(),
+                _ => Vec::new(),
+            };
+            for auto in &fork.auto {
+                if auto.when.as_ref().is_none_or(|c| c.expr.test(&self.env())) {
+                    let org = self.eval_org(&auto.org)?;
+                    if !targets.iter().any(|t| t.role == auto.role && t.org == org) {
+                        targets.push(Target { role: auto.role.clone(), org, kind: auto.kind, group: None });
+                    }
+                }
+            }
+            if targets.is_empty() {
+                return Err(DomainError::MissingField { field: fork.field.to_string(), branch: None });
+            }
+            let within = match &fork.within {
+                Some(e) => Some(self.eval_org(e)?),
+                None => None,
+            };
+            for (i, t) in targets.iter().enumerate() {
+                let bad = |why| DomainError::TargetNotAllowed { role: t.role.to_string(), org: t.org.to_string(), why };
+                if !fork.roles.contains(&t.role) {
+                    return Err(bad("this dispatch cannot send to that role"));
+                }
+                if within.as_ref().is_some_and(|w| !self.w.org.covers(w, &t.org)) {
+                    return Err(bad("the org unit is outside the area this dispatch covers"));
+                }
+                if fork.level.is_some_and(|l| self.w.org.level(&t.org) != Some(l)) {
+                    return Err(bad("the org unit is not at the level this dispatch sends to"));
+                }
+                if targets[..i].iter().any(|o| o.role == t.role && o.org == t.org && o.group == t.group) {
+                    return Err(bad("the same target is named twice"));
+                }
+            }
+            if !targets.iter().any(|t| t.kind == TargetKind::Primary)
+                && let Some(first) = targets.first_mut() {
+                    first.kind = TargetKind::Primary;
+                }
+            if let Some(t) = task {
+                self.close_task(t.no);
+            }
+            self.push(Event::SubOrderWaiting {
+                no: sub,
+                join: fork.join.clone(),
+                all_returned: fork.all_returned.clone(),
+            });
+            for t in &targets {
+                let no = SubOrderNo(self.t.sub_orders.len() as u16);
+                self.push(Event::SubOrderOpened {
+                    no,
+                    parent: Some(sub),
+                    org: t.org.clone(),
+                    role: Some(t.role.clone()),
+                    kind: Some(t.kind),
+                });
+                self.open_task(no, fork.step.as_str(), Some(t))?;
+            }
+        } else {
+            let goto = action
+                .branches
+                .iter()
+                .find(|b| b.when.as_ref().is_none_or(|c| c.expr.test(&self.env())))
+                .map(|b| b.goto.clone())
+                .ok_or_else(|| DomainError::Definition { detail: format!("no branch of '{}' matches", action.key) })?;
+            self.go(sub, goto, task)?;
+        }
+        self.update_status();
+        Ok(())
+    }
+
+    /// Review failed: every fed-back sub-order of `sub` runs again from the step it fed back from,
+    /// with the person who fed back; `sub` waits at its join again.
+    fn reopen(&mut self, sub: SubOrderNo, task: Option<&Task>) -> Result<(), DomainError> {
+        let (join, all_returned) = match task.and_then(|t| self.w.def.step(t.step.as_str())).filter(|s| s.join) {
+            Some(s) => (s.key.clone(), self.forked_from(sub).unwrap_or_else(|| s.key.clone())),
+            None => return Err(DomainError::Definition { detail: "@reopen outside a join step".into() }),
+        };
+        let children: Vec<(SubOrderNo, StepKey)> = self
+            .t
+            .children(sub)
+            .filter(|c| matches!(c.state, SubState::Ended { outcome: Outcome::FedBack }))
+            .filter_map(|c| Some((c.no, c.last_step.clone()?)))
+            .collect();
+        if children.is_empty() {
+            return Err(DomainError::Refused {
+                code: "nothing_to_reopen".into(),
+                message: crate::definition::I18n {
+                    zh: "没有已反馈的子工单可以退回".into(),
+                    en: "no fed-back sub-order to send back".into(),
+                },
+            });
+        }
+        if let Some(t) = task {
+            self.close_task(t.no);
+        }
+        self.push(Event::SubOrderWaiting { no: sub, join, all_returned });
+        for (no, step) in children {
+            self.open_task(no, step.as_str(), None)?;
+        }
+        Ok(())
+    }
+
+    /// The step whose fork made `sub` wait (for `all_returned` after a reopen).
+    fn forked_from(&self, sub: SubOrderNo) -> Option<StepKey> {
+        match &self.t.sub_order(sub)?.state {
+            SubState::Waiting { all_returned, .. } => Some(all_returned.clone()),
+            _ => {
+                // The sub-order is active at its join; find the fork that led here.
+                let step = self.t.tasks.iter().find(|t| t.sub_order == sub && !t.side)?.step.clone();
+                self.w
+                    .def
+                    .steps
+                    .iter()
+                    .flat_map(|s| &s.actions)
+                    .filter_map(|a| a.fork.as_ref())
+                    .find(|f| f.join == step)
+                    .map(|f| f.all_returned.clone())
+            }
+        }
+    }
+
+    fn go(&mut self, sub: SubOrderNo, goto: Goto, task: Option<&Task>) -> Result<(), DomainError> {
+        match goto {
+            Goto::Step(k) => {
+                if let Some(t) = task {
+                    self.close_task(t.no);
+                }
+                self.open_task(sub, k.as_str(), None)?;
+            }
+            Goto::Start => {
+                if let Some(t) = task {
+                    self.close_task(t.no);
+                }
+                let create = &self.w.def.create;
+                let prev = std::mem::replace(&mut self.sub, sub);
+                let next = create
+                    .branches
+                    .iter()
+                    .find(|b| b.when.as_ref().is_none_or(|c| c.expr.test(&self.env())))
+                    .map(|b| b.goto.clone());
+                self.sub = prev;
+                match next {
+                    Some(Goto::Step(k)) => {
+                        self.open_task(sub, k.as_str(), None)?;
+                    }
+                    _ => return Err(DomainError::Definition { detail: "the start does not lead to a step".into() }),
+                }
+            }
+            Goto::Reopen => self.reopen(sub, task)?,
+            Goto::FedBack | Goto::Returned => {
+                let outcome = if goto == Goto::FedBack { Outcome::FedBack } else { Outcome::Returned };
+                if let Some(t) = task {
+                    self.close_task(t.no);
+                }
+                self.close_sub_tasks(sub);
+                let parent = self.t.sub_order(sub).and_then(|s| s.parent).ok_or_else(|| DomainError::Definition {
+                    detail: "the root flow cannot feed back to a parent".into(),
+                })?;
+                self.push(Event::SubOrderEnded { no: sub, outcome });
+                self.join(parent)?;
+            }
+            Goto::Close | Goto::Cancel | Goto::Void => {
+                let status = match goto {
+                    Goto::Close => TicketStatus::Closed,
+                    Goto::Cancel => TicketStatus::Cancelled,
+                    _ => TicketStatus::Voided,
+                };
+                let nos: Vec<TaskNo> = self.t.tasks.iter().map(|t| t.no).collect();
+                for no in nos {
+                    self.close_task(no);
+                }
+                if self.t.suspended_by.is_some() {
+                    self.push(Event::Resumed { at: self.now });
+                }
+                let live: Vec<SubOrderNo> = self.t.sub_orders.iter().filter(|s| s.is_live()).map(|s| s.no).collect();
+                for no in live {
+                    self.push(Event::SubOrderEnded { no, outcome: Outcome::Cancelled });
+                }
+                self.push(Event::StatusChanged { status, at: self.now });
+            }
+        }
+        Ok(())
+    }
+
+    /// When a sub-order ends, its parent continues once no sibling is live.
+    fn join(&mut self, parent: SubOrderNo) -> Result<(), DomainError> {
+        let Some(p) = self.t.sub_order(parent) else { return Ok(()) };
+        let SubState::Waiting { join, all_returned } = p.state.clone() else { return Ok(()) };
+        if self.t.children(parent).any(|c| c.is_live()) {
+            return Ok(());
+        }
+        let any_fed_back =
+            self.t.children(parent).any(|c| matches!(c.state, SubState::Ended { outcome: Outcome::FedBack }));
+        let next = if any_fed_back { join } else { all_returned };
+        self.open_task(parent, next.as_str(), None)?;
+        Ok(())
+    }
+
+    fn update_status(&mut self) {
+        if self.t.status.is_terminal() {
+            return;
+        }
+        let status = match self.t.sub_order(SubOrderNo::ROOT).map(|s| &s.state) {
+            Some(SubState::Active { step }) => self.w.def.step(step.as_str()).map_or(TicketStatus::Open, |s| s.status),
+            _ => TicketStatus::Open,
+        };
+        if status != self.t.status {
+            self.push(Event::StatusChanged { status, at: self.now });
+        }
+    }
+
+    fn emit(&mut self, action: &Action) {
+        for e in &action.emit {
+            match e {
+                Emit::CssConfirm | Emit::CssNotify | Emit::CssReply | Emit::CssWithdraw => {
+                    self.effects.push(Effect::SendToCss {
+                        message: *e,
+                        action: action.key.clone(),
+                        form: self.form.clone(),
+                    });
+                }
+                Emit::NotifyOwners => {
+                    let to = self
+                        .t
+                        .tasks
+                        .iter()
+                        .map(|t| match (&t.claimed_by, &t.assignee, &t.group) {
+                            (Some(u), _, _) | (None, Some(u), _) => Recipient::User(u.clone()),
+                            (None, None, Some(g)) => Recipient::Group(g.clone()),
+                            _ => Recipient::User(self.t.creator.clone()),
+                        })
+                        .collect();
+                    self.effects.push(Effect::Notify { kind: NotifyKind::Urged, action: action.key.clone(), to });
+                }
+                Emit::NotifyCreator => self.effects.push(Effect::Notify {
+                    kind: NotifyKind::Message,
+                    action: action.key.clone(),
+                    to: vec![Recipient::User(self.t.creator.clone())],
+                }),
+                Emit::NotifyCopied => self.effects.push(Effect::Notify {
+                    kind: NotifyKind::Message,
+                    action: action.key.clone(),
+                    to: self.t.copied.iter().cloned().map(Recipient::User).collect(),
+                }),
+            }
+        }
+    }
+}
+
+use crate::ids::StepKey;
+
+fn has_in(form: &[(FieldKey, Value)], k: &FieldKey) -> bool {
+    form.iter().any(|(f, _)| f == k)
+}
+
+fn dim_value(v: &Value) -> Option<&str> {
+    match v {
+        Value::List(l) => l.first().and_then(Value::as_key),
+        v => v.as_key(),
+    }
+}
+
+/// True when `user` may act on `task` now (a member of its group, its assignee or its claimer):
+/// what a to-do list shows.
+pub fn is_in_todo_of(org: &Org, task: &Task, user: &UserId) -> bool {
+    match (&task.claimed_by, &task.assignee, &task.group) {
+        (Some(u), _, _) => u == user,
+        (None, Some(u), _) => u == user,
+        (None, None, Some(g)) => org.sub_role(g.as_str()).is_some_and(|g| g.has_member(user)),
+        _ => false,
+    }
+}
+
+/// Whether `user` holds `p`; used by callers for function-role checks outside the engine.
+pub fn permits(org: &Org, user: &UserId, p: Permission) -> bool {
+    org.permits(user, p)
+}

@@ -1,0 +1,546 @@
+//! Organisation and roles: the org tree, users, function roles with data scopes, and sub-roles
+//! (handling groups) with the five-dimension matching that routes every task.
+//!
+//! Matching (DOMAIN §4): candidates are the sub-roles of the step's flow role whose every
+//! non-empty dimension matches the ticket (the region dimension matches the task's org unit or an
+//! ancestor of it); the **most specific** wins (most non-empty dimensions); ties go to the deeper
+//! region, then to the smaller sub-role code, so routing is deterministic. With no candidate the
+//! flow role's default group takes the task. A group with a leader hands the task to the leader.
+
+use crate::ids::{FlowRoleKey, FunctionRoleKey, OrgUnitId, SubRoleId, UserId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgKind {
+    Hq,
+    Province,
+    City,
+    Department,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Hq,
+    Province,
+    City,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Hq => "hq",
+            Level::Province => "province",
+            Level::City => "city",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgUnit {
+    pub id: OrgUnitId,
+    pub name: String,
+    #[serde(default)]
+    pub name_en: String,
+    pub kind: OrgKind,
+    #[serde(default)]
+    pub parent: Option<OrgUnitId>,
+}
+
+/// What a function role lets its holders see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataScope {
+    /// Tickets they created, act on, or were copied to.
+    Own,
+    /// Tickets of their department.
+    Department,
+    /// Tickets anywhere in their org subtree (a province sees its cities).
+    Subtree,
+    All,
+}
+
+/// Operations a function role grants (menus and API groups).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    CreateTicket,
+    Query,
+    Export,
+    Statistics,
+    Unmask,
+    Configure,
+    AdministerUsers,
+    ForceClose,
+    Interface,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionRole {
+    pub key: FunctionRoleKey,
+    pub name: String,
+    pub permissions: BTreeSet<Permission>,
+    pub scope: DataScope,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    /// The department (or org unit) the user belongs to.
+    pub org: OrgUnitId,
+    #[serde(default)]
+    pub function_roles: Vec<FunctionRoleKey>,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A handling group: a flow role split by dimension values (角色细分).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubRole {
+    pub id: SubRoleId,
+    pub name: String,
+    pub flow_role: FlowRoleKey,
+    /// The region dimension: an org unit; empty = any region.
+    #[serde(default)]
+    pub region: Option<OrgUnitId>,
+    /// The other dimensions by name (`specialty`, `network_type`, `category`, `vendor`);
+    /// a missing or empty value is a wildcard.
+    #[serde(default)]
+    pub dims: BTreeMap<String, String>,
+    #[serde(default)]
+    pub members: Vec<UserId>,
+    #[serde(default)]
+    pub leader: Option<UserId>,
+    /// The flow role's fallback group when no sub-role matches.
+    #[serde(default)]
+    pub default: bool,
+}
+
+impl SubRole {
+    pub fn has_member(&self, u: &UserId) -> bool {
+        self.members.contains(u) || self.leader.as_ref() == Some(u)
+    }
+}
+
+/// The whole org/role configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Directory {
+    #[serde(default, rename = "unit")]
+    pub units: Vec<OrgUnit>,
+    #[serde(default, rename = "function_role")]
+    pub function_roles: Vec<FunctionRole>,
+    #[serde(default, rename = "user")]
+    pub users: Vec<User>,
+    #[serde(default, rename = "sub_role")]
+    pub sub_roles: Vec<SubRole>,
+}
+
+/// Problems found when a directory is loaded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("duplicate {0} '{1}'")]
+    Duplicate(&'static str, String),
+    #[error("{0} '{1}' refers to unknown {2} '{3}'")]
+    Unknown(&'static str, String, &'static str, String),
+    #[error("the org tree must have exactly one root (found {0})")]
+    Roots(usize),
+    #[error("org unit '{0}' is its own ancestor")]
+    Cycle(String),
+    #[error("flow role '{0}' has {1} default groups; at most one is allowed")]
+    Defaults(String, usize),
+    #[error("cannot read the directory: {0}")]
+    Syntax(String),
+}
+
+/// Outcome of routing a step to a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Routed {
+    pub group: SubRoleId,
+    /// Set when the group has a leader: the leader receives the task.
+    pub leader: Option<UserId>,
+}
+
+/// A validated, indexed directory.
+#[derive(Clone, Debug)]
+pub struct Org {
+    dir: Directory,
+    unit_ix: BTreeMap<OrgUnitId, usize>,
+    user_ix: BTreeMap<UserId, usize>,
+    sub_ix: BTreeMap<SubRoleId, usize>,
+    by_role: BTreeMap<FlowRoleKey, Vec<usize>>,
+    /// For each user, the sub-roles they belong to (member or leader).
+    memberships: BTreeMap<UserId, Vec<usize>>,
+    root: OrgUnitId,
+}
+
+impl Org {
+    pub fn from_toml(src: &str) -> Result<Org, DirectoryError> {
+        let dir: Directory = toml::from_str(src).map_err(|e| DirectoryError::Syntax(e.to_string()))?;
+        Org::new(dir)
+    }
+
+    pub fn new(dir: Directory) -> Result<Org, DirectoryError> {
+        use DirectoryError::*;
+        let mut unit_ix = BTreeMap::new();
+        for (i, u) in dir.units.iter().enumerate() {
+            if unit_ix.insert(u.id.clone(), i).is_some() {
+                return Err(Duplicate("org unit", u.id.to_string()));
+            }
+        }
+        let roots: Vec<_> = dir.units.iter().filter(|u| u.parent.is_none()).collect();
+        if roots.len() != 1 {
+            return Err(Roots(roots.len()));
+        }
+        for u in &dir.units {
+            if let Some(p) = &u.parent
+                && !unit_ix.contains_key(p) {
+                    return Err(Unknown("org unit", u.id.to_string(), "parent", p.to_string()));
+                }
+            // Walk up: a cycle never reaches the root.
+            let mut cur = u.parent.clone();
+            let mut steps = 0;
+            while let Some(c) = cur {
+                steps += 1;
+                if c == u.id || steps > dir.units.len() {
+                    return Err(Cycle(u.id.to_string()));
+                }
+                cur = dir.units[unit_ix[&c]].parent.clone();
+            }
+        }
+        let roles: BTreeSet<_> = dir.function_roles.iter().map(|r| r.key.clone()).collect();
+        let mut user_ix = BTreeMap::new();
+        for (i, u) in dir.users.iter().enumerate() {
+            if user_ix.insert(u.id.clone(), i).is_some() {
+                return Err(Duplicate("user", u.id.to_string()));
+            }
+            if !unit_ix.contains_key(&u.org) {
+                return Err(Unknown("user", u.id.to_string(), "org unit", u.org.to_string()));
+            }
+            if let Some(r) = u.function_roles.iter().find(|r| !roles.contains(*r)) {
+                return Err(Unknown("user", u.id.to_string(), "function role", r.to_string()));
+            }
+        }
+        let mut sub_ix = BTreeMap::new();
+        let mut by_role: BTreeMap<FlowRoleKey, Vec<usize>> = BTreeMap::new();
+        let mut memberships: BTreeMap<UserId, Vec<usize>> = BTreeMap::new();
+        for (i, s) in dir.sub_roles.iter().enumerate() {
+            if sub_ix.insert(s.id.clone(), i).is_some() {
+                return Err(Duplicate("sub-role", s.id.to_string()));
+            }
+            if let Some(r) = &s.region
+                && !unit_ix.contains_key(r) {
+                    return Err(Unknown("sub-role", s.id.to_string(), "region", r.to_string()));
+                }
+            for m in s.members.iter().chain(s.leader.iter()) {
+                if !user_ix.contains_key(m) {
+                    return Err(Unknown("sub-role", s.id.to_string(), "user", m.to_string()));
+                }
+                let list = memberships.entry(m.clone()).or_default();
+                if !list.contains(&i) {
+                    list.push(i);
+                }
+            }
+            by_role.entry(s.flow_role.clone()).or_default().push(i);
+        }
+        for (role, subs) in &by_role {
+            let n = subs.iter().filter(|i| dir.sub_roles[**i].default).count();
+            if n > 1 {
+                return Err(Defaults(role.to_string(), n));
+            }
+        }
+        let root = roots[0].id.clone();
+        Ok(Org { dir, unit_ix, user_ix, sub_ix, by_role, memberships, root })
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.dir
+    }
+    pub fn root(&self) -> &OrgUnitId {
+        &self.root
+    }
+    pub fn unit(&self, id: impl AsRef<str>) -> Option<&OrgUnit> {
+        self.unit_ix.get(id.as_ref()).map(|i| &self.dir.units[*i])
+    }
+    pub fn user(&self, id: impl AsRef<str>) -> Option<&User> {
+        self.user_ix.get(id.as_ref()).map(|i| &self.dir.users[*i])
+    }
+    pub fn sub_role(&self, id: impl AsRef<str>) -> Option<&SubRole> {
+        self.sub_ix.get(id.as_ref()).map(|i| &self.dir.sub_roles[*i])
+    }
+    pub fn function_role(&self, key: impl AsRef<str>) -> Option<&FunctionRole> {
+        self.dir.function_roles.iter().find(|r| r.key.as_str() == key.as_ref())
+    }
+
+    /// `a` is `b` or one of its ancestors.
+    pub fn covers(&self, a: &OrgUnitId, b: &OrgUnitId) -> bool {
+        let mut cur = Some(b);
+        while let Some(c) = cur {
+            if c == a {
+                return true;
+            }
+            cur = self.unit(c).and_then(|u| u.parent.as_ref());
+        }
+        false
+    }
+
+    pub fn depth(&self, id: &OrgUnitId) -> usize {
+        let mut d = 0;
+        let mut cur = self.unit(id).and_then(|u| u.parent.as_ref());
+        while let Some(c) = cur {
+            d += 1;
+            cur = self.unit(c).and_then(|u| u.parent.as_ref());
+        }
+        d
+    }
+
+    /// The nearest unit at or above `id` that is not a department.
+    pub fn level_unit(&self, id: &OrgUnitId) -> Option<&OrgUnit> {
+        let mut cur = self.unit(id)?;
+        while cur.kind == OrgKind::Department {
+            cur = self.unit(cur.parent.as_ref()?)?;
+        }
+        Some(cur)
+    }
+
+    pub fn level(&self, id: &OrgUnitId) -> Option<Level> {
+        self.level_unit(id).map(|u| match u.kind {
+            OrgKind::Hq => Level::Hq,
+            OrgKind::Province => Level::Province,
+            _ => Level::City,
+        })
+    }
+
+    /// The province `id` belongs to; HQ units answer with the root.
+    pub fn province_of(&self, id: &OrgUnitId) -> Option<&OrgUnitId> {
+        let mut cur = self.unit(id)?;
+        loop {
+            match cur.kind {
+                OrgKind::Province => return Some(&cur.id),
+                OrgKind::Hq => return Some(&cur.id),
+                _ => cur = self.unit(cur.parent.as_ref()?)?,
+            }
+        }
+    }
+
+    /// The sub-roles `user` belongs to.
+    pub fn groups_of<'a>(&'a self, user: &UserId) -> impl Iterator<Item = &'a SubRole> + 'a {
+        self.memberships.get(user).into_iter().flatten().map(|i| &self.dir.sub_roles[*i])
+    }
+
+    /// The user holds `role` in a group whose region covers `org` (or has no region).
+    pub fn holds_role_over(&self, user: &UserId, role: &FlowRoleKey, org: &OrgUnitId) -> bool {
+        self.groups_of(user).any(|g| &g.flow_role == role && g.region.as_ref().is_none_or(|r| self.covers(r, org)))
+    }
+
+    /// The user has `p` through one of their function roles.
+    pub fn permits(&self, user: &UserId, p: Permission) -> bool {
+        self.user(user).is_some_and(|u| {
+            u.function_roles.iter().filter_map(|k| self.function_role(k)).any(|r| r.permissions.contains(&p))
+        })
+    }
+
+    /// Routes `role` for a task at `org` with the ticket's dimension values (`dims`: name → value;
+    /// only the dimensions the process uses are given). See the module docs for the rule.
+    pub fn route(&self, role: &FlowRoleKey, org: &OrgUnitId, dims: &[(&str, Option<&str>)]) -> Option<Routed> {
+        let cands = self.by_role.get(role)?;
+        let mut best: Option<(usize, usize, &SubRole)> = None;
+        for s in cands.iter().map(|i| &self.dir.sub_roles[*i]) {
+            let region_depth = match &s.region {
+                None => 0,
+                Some(r) if self.covers(r, org) => self.depth(r) + 1,
+                Some(_) => continue,
+            };
+            let mut score = usize::from(s.region.is_some());
+            let mut ok = true;
+            for (name, want) in dims {
+                match s.dims.get(*name).filter(|v| !v.is_empty()) {
+                    None => {}
+                    Some(have) if Some(have.as_str()) == *want => score += 1,
+                    Some(_) => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if !ok {
+                continue;
+            }
+            let better = match &best {
+                None => true,
+                Some((bs, bd, b)) => {
+                    (score, region_depth) > (*bs, *bd) || ((score, region_depth) == (*bs, *bd) && s.id < b.id)
+                }
+            };
+            if better {
+                best = Some((score, region_depth, s));
+            }
+        }
+        let chosen = best.map(|b| b.2).or_else(|| cands.iter().map(|i| &self.dir.sub_roles[*i]).find(|s| s.default))?;
+        Some(Routed { group: chosen.id.clone(), leader: chosen.leader.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORG: &str = r#"
+[[unit]]
+id = "hq"
+name = "总部"
+kind = "hq"
+[[unit]]
+id = "sd"
+name = "山东"
+kind = "province"
+parent = "hq"
+[[unit]]
+id = "sd.jn"
+name = "济南"
+kind = "city"
+parent = "sd"
+[[unit]]
+id = "sd.jn.wy"
+name = "济南网优中心"
+kind = "department"
+parent = "sd.jn"
+[[unit]]
+id = "sd.qd"
+name = "青岛"
+kind = "city"
+parent = "sd"
+
+[[user]]
+id = "a"
+name = "A"
+org = "sd.jn.wy"
+[[user]]
+id = "b"
+name = "B"
+org = "sd.jn.wy"
+[[user]]
+id = "lead"
+name = "Lead"
+org = "sd.jn.wy"
+
+[[sub_role]]
+id = "wy_any"
+name = "网优(全省缺省)"
+flow_role = "optimization_handler"
+members = ["a"]
+default = true
+[[sub_role]]
+id = "wy_sd"
+name = "山东网优"
+flow_role = "optimization_handler"
+region = "sd"
+members = ["a"]
+[[sub_role]]
+id = "wy_jn"
+name = "济南网优"
+flow_role = "optimization_handler"
+region = "sd.jn"
+members = ["b"]
+[[sub_role]]
+id = "wy_jn_5g"
+name = "济南网优5G"
+flow_role = "optimization_handler"
+region = "sd.jn"
+dims = { network_type = "5G" }
+members = ["b"]
+leader = "lead"
+[[sub_role]]
+id = "wy_5g_huawei_b"
+name = "5G华为B"
+flow_role = "optimization_handler"
+dims = { network_type = "5G", vendor = "huawei" }
+[[sub_role]]
+id = "wy_5g_huawei_a"
+name = "5G华为A"
+flow_role = "optimization_handler"
+dims = { network_type = "5G", vendor = "huawei" }
+"#;
+
+    fn org() -> Org {
+        Org::from_toml(ORG).unwrap()
+    }
+    fn r(o: &Org, org_unit: &str, dims: &[(&str, Option<&str>)]) -> Option<Routed> {
+        o.route(&FlowRoleKey::new("optimization_handler"), &OrgUnitId::new(org_unit), dims)
+    }
+
+    #[test]
+    fn deeper_region_wins_over_an_ancestor_region() {
+        let o = org();
+        let got = r(&o, "sd.jn", &[("network_type", Some("4G")), ("vendor", None)]).unwrap();
+        assert_eq!(got.group.as_str(), "wy_jn");
+        assert_eq!(got.leader, None);
+        let got = r(&o, "sd.qd", &[("network_type", Some("4G"))]).unwrap();
+        assert_eq!(got.group.as_str(), "wy_sd", "a province group covers its cities");
+    }
+
+    #[test]
+    fn most_specific_match_wins_and_the_leader_gets_the_task() {
+        let o = org();
+        let got = r(&o, "sd.jn", &[("network_type", Some("5G")), ("vendor", Some("zte"))]).unwrap();
+        assert_eq!(got.group.as_str(), "wy_jn_5g");
+        assert_eq!(got.leader.as_ref().map(UserId::as_str), Some("lead"));
+    }
+
+    #[test]
+    fn ties_are_broken_deterministically_by_code() {
+        let o = org();
+        // region(1)+5G(1) = 2 for wy_jn_5g vs 5G+huawei = 2 for the vendor groups: the region
+        // depth decides first; at a region with no region group the code decides.
+        let got = r(&o, "hq", &[("network_type", Some("5G")), ("vendor", Some("huawei"))]).unwrap();
+        assert_eq!(got.group.as_str(), "wy_5g_huawei_a");
+    }
+
+    #[test]
+    fn default_group_takes_what_nothing_matches_and_unknown_roles_route_nowhere() {
+        let o = org();
+        // At HQ with 4G no region group covers, the vendor groups need 5G: only the default is left,
+        // and the default itself is an empty-dimension candidate.
+        let got = r(&o, "hq", &[("network_type", Some("4G"))]).unwrap();
+        assert_eq!(got.group.as_str(), "wy_any");
+        assert!(o.route(&FlowRoleKey::new("nobody"), &OrgUnitId::new("sd"), &[]).is_none());
+    }
+
+    #[test]
+    fn tree_questions() {
+        let o = org();
+        let jn = OrgUnitId::new("sd.jn.wy");
+        assert_eq!(o.level(&jn), Some(Level::City));
+        assert_eq!(o.province_of(&jn).map(OrgUnitId::as_str), Some("sd"));
+        assert!(o.covers(&OrgUnitId::new("sd"), &jn));
+        assert!(!o.covers(&OrgUnitId::new("sd.qd"), &jn));
+        assert!(o.holds_role_over(&UserId::new("b"), &FlowRoleKey::new("optimization_handler"), &jn));
+        assert!(!o.holds_role_over(
+            &UserId::new("b"),
+            &FlowRoleKey::new("optimization_handler"),
+            &OrgUnitId::new("sd.qd")
+        ));
+    }
+
+    #[test]
+    fn broken_directories_are_refused_with_the_reason() {
+        let bad = ORG
+            .replace("parent = \"sd.jn\"\n[[unit]]\nid = \"sd.qd\"", "parent = \"nowhere\"\n[[unit]]\nid = \"sd.qd\"");
+        assert!(matches!(Org::from_toml(&bad), Err(DirectoryError::Unknown(..))));
+        let dup = format!("{ORG}\n[[user]]\nid = \"a\"\nname = \"again\"\norg = \"sd\"\n");
+        assert_eq!(Org::from_toml(&dup).unwrap_err(), DirectoryError::Duplicate("user", "a".into()));
+        let two_defaults = ORG.replace("members = [\"b\"]\nleader", "default = true\nmembers = [\"b\"]\nleader");
+        assert!(matches!(Org::from_toml(&two_defaults), Err(DirectoryError::Defaults(..))));
+    }
+}
