@@ -210,6 +210,16 @@ pub fn decide(
         return Err(DomainError::Suspended);
     }
     if !action.who.iter().any(|who| run.allows(who, task.as_ref())) {
+        // A group member who has not claimed the task yet is told to claim it, not that it's not theirs.
+        if let Some(t) = task.as_ref().filter(|t| t.claimed_by.is_none() && action.state == TaskState::Claimed) {
+            if run.allows(&Who::Group, Some(t)) {
+                return Err(DomainError::WrongTaskState {
+                    action: action.key.to_string(),
+                    needed: "claimed",
+                    actual: "ready",
+                });
+            }
+        }
         return Err(DomainError::NotPermitted { user: actor.to_string(), action: action.key.to_string() });
     }
     if let Some(t) = &task {
@@ -233,20 +243,22 @@ pub fn decide(
         run.push(Event::Counted { counter: c.clone() });
     }
     if let Some(f) = &action.copy_to
-        && let Some(Value::List(users)) = run.form_value(f).cloned() {
-            let users: Vec<UserId> =
-                users.into_iter().filter_map(|u| if let Value::User(u) = u { Some(u) } else { None }).collect();
-            run.effects.push(Effect::Notify {
-                kind: NotifyKind::CopiedTo,
-                action: action.key.clone(),
-                to: users.iter().cloned().map(Recipient::User).collect(),
-            });
-            run.push(Event::CopiedTo { users });
-        }
+        && let Some(Value::List(users)) = run.form_value(f).cloned()
+    {
+        let users: Vec<UserId> =
+            users.into_iter().filter_map(|u| if let Value::User(u) = u { Some(u) } else { None }).collect();
+        run.effects.push(Effect::Notify {
+            kind: NotifyKind::CopiedTo,
+            action: action.key.clone(),
+            to: users.iter().cloned().map(Recipient::User).collect(),
+        });
+        run.push(Event::CopiedTo { users });
+    }
     if action.claim
-        && let Some(t) = &task {
-            run.push(Event::TaskClaimed { task: t.no, by: actor.clone() });
-        }
+        && let Some(t) = &task
+    {
+        run.push(Event::TaskClaimed { task: t.no, by: actor.clone() });
+    }
     if action.suspend {
         run.push(Event::Suspended { by: actor.clone(), at: now });
     }
@@ -255,11 +267,12 @@ pub fn decide(
         run.restart_timers();
     }
     if let Some(f) = &action.move_deadline
-        && let Some(Value::Time(to)) = run.form_value(f).cloned().or_else(|| run.t.field(f.as_str()).cloned()) {
-            let main = run.t.tasks.iter().find(|t| t.sub_order == sub && !t.side).map(|t| t.no);
-            run.push(Event::DeadlineMoved { task: main, to });
-            run.restart_timers();
-        }
+        && let Some(Value::Time(to)) = run.form_value(f).cloned().or_else(|| run.t.field(f.as_str()).cloned())
+    {
+        let main = run.t.tasks.iter().find(|t| t.sub_order == sub && !t.side).map(|t| t.no);
+        run.push(Event::DeadlineMoved { task: main, to });
+        run.restart_timers();
+    }
     if let Some(f) = &action.transfer {
         let t = task.as_ref().ok_or_else(|| DomainError::TaskRequired { action: action.key.to_string() })?;
         run.transfer(action, f, t)?;
@@ -268,9 +281,10 @@ pub fn decide(
         run.open_task(sub, step.as_str(), None)?;
     }
     if action.done
-        && let Some(t) = &task {
-            run.close_task(t.no);
-        }
+        && let Some(t) = &task
+    {
+        run.close_task(t.no);
+    }
     if action.fork.is_some() || !action.branches.is_empty() {
         run.follow(action, task.as_ref())?;
     }
@@ -334,14 +348,21 @@ struct Run<'a> {
     sub: SubOrderNo,
 }
 
-struct RunEnv<'r, 'a> {
-    run: &'r Run<'a>,
+/// What conditions read during a decision: the form, derived values, the ticket, built-ins.
+struct RunEnv<'r> {
+    w: World<'r>,
+    t: &'r Ticket,
+    form: &'r [(FieldKey, Value)],
+    derived: &'r [(FieldKey, Value)],
+    actor: &'r User,
+    sub: SubOrderNo,
+    now: Timestamp,
 }
 
-impl Env for RunEnv<'_, '_> {
+impl Env for RunEnv<'_> {
     fn get(&self, name: &str) -> Option<Value> {
-        let r = self.run;
-        if let Some((_, v)) = r.form.iter().chain(&r.derived).find(|(k, _)| k.as_str() == name) {
+        let r = self;
+        if let Some((_, v)) = r.form.iter().chain(r.derived).find(|(k, _)| k.as_str() == name) {
             return Some(v.clone());
         }
         if let Some(v) = r.t.field(name) {
@@ -366,16 +387,20 @@ impl Env for RunEnv<'_, '_> {
         }
     }
     fn province_of(&self, o: &str) -> Option<OrgUnitId> {
-        self.run.w.org.province_of(&OrgUnitId::new(o)).cloned()
+        self.w.org.province_of(&OrgUnitId::new(o)).cloned()
     }
     fn level_of(&self, o: &str) -> Option<&'static str> {
-        self.run.w.org.level(&OrgUnitId::new(o)).map(|l| l.as_str())
+        self.w.org.level(&OrgUnitId::new(o)).map(|l| l.as_str())
     }
 }
 
 impl<'a> Run<'a> {
-    fn env(&self) -> RunEnv<'_, 'a> {
-        RunEnv { run: self }
+    fn env(&self) -> RunEnv<'_> {
+        self.env_with(&self.form)
+    }
+
+    fn env_with<'r>(&'r self, form: &'r [(FieldKey, Value)]) -> RunEnv<'r> {
+        RunEnv { w: self.w, t: &self.t, form, derived: &self.derived, actor: self.actor, sub: self.sub, now: self.now }
     }
 
     fn push(&mut self, e: Event) {
@@ -443,23 +468,12 @@ impl<'a> Run<'a> {
         if let Some(k) = action.required.iter().find(|k| !has(k)) {
             return Err(DomainError::MissingField { field: k.to_string(), branch: None });
         }
-        let probe = Run {
-            w: self.w,
-            now: self.now,
-            actor: self.actor,
-            t: self.t.clone(),
-            events: Vec::new(),
-            effects: Vec::new(),
-            form: out,
-            derived: Vec::new(),
-            sub: self.sub,
-        };
         for (k, c) in &action.required_if {
-            if !has_in(&probe.form, k) && c.expr.test(&probe.env()) {
+            if !has_in(&out, k) && c.expr.test(&self.env_with(&out)) {
                 return Err(DomainError::MissingField { field: k.to_string(), branch: Some(c.src.clone()) });
             }
         }
-        Ok(probe.form)
+        Ok(out)
     }
 
     /// Org units and users named in a form must exist.
@@ -476,13 +490,14 @@ impl<'a> Run<'a> {
                     return Err(DomainError::UnknownOrg { org: t.org.to_string() });
                 }
                 if let Some(g) = &t.group
-                    && org.sub_role(g.as_str()).is_none_or(|s| s.flow_role != t.role) {
-                        return Err(DomainError::TargetNotAllowed {
-                            role: t.role.to_string(),
-                            org: t.org.to_string(),
-                            why: "the named group does not exist or has another role",
-                        });
-                    }
+                    && org.sub_role(g.as_str()).is_none_or(|s| s.flow_role != t.role)
+                {
+                    return Err(DomainError::TargetNotAllowed {
+                        role: t.role.to_string(),
+                        org: t.org.to_string(),
+                        why: "the named group does not exist or has another role",
+                    });
+                }
                 Ok(())
             }),
             _ => Ok(()),
@@ -576,15 +591,13 @@ impl<'a> Run<'a> {
             .sub_order(sub)
             .cloned()
             .ok_or_else(|| DomainError::Definition { detail: "no such sub-order".into() })?;
-        let routed = |this: &Self,
-                      roles: &[FlowRoleKey],
-                      region: &Expr|
-         -> Result<Owner, DomainError> {
+        let routed = |this: &Self, roles: &[FlowRoleKey], region: &Expr| -> Result<Owner, DomainError> {
             if target.is_none()
-                && let Some(u) = so.claimer_of(step.key.as_str()) {
-                    // Rework returns to whoever held this step before.
-                    return Ok((None, Some(u.clone()), Some(u.clone())));
-                }
+                && let Some(u) = so.claimer_of(step.key.as_str())
+            {
+                // Rework returns to whoever held this step before.
+                return Ok((None, Some(u.clone()), Some(u.clone())));
+            }
             let role = target
                 .map(|t| t.role.clone())
                 .or_else(|| so.role.clone().filter(|r| roles.contains(r)))
@@ -805,9 +818,10 @@ impl<'a> Run<'a> {
                 }
             }
             if !targets.iter().any(|t| t.kind == TargetKind::Primary)
-                && let Some(first) = targets.first_mut() {
-                    first.kind = TargetKind::Primary;
-                }
+                && let Some(first) = targets.first_mut()
+            {
+                first.kind = TargetKind::Primary;
+            }
             if let Some(t) = task {
                 self.close_task(t.no);
             }

@@ -205,9 +205,10 @@ impl Org {
         }
         for u in &dir.units {
             if let Some(p) = &u.parent
-                && !unit_ix.contains_key(p) {
-                    return Err(Unknown("org unit", u.id.to_string(), "parent", p.to_string()));
-                }
+                && !unit_ix.contains_key(p)
+            {
+                return Err(Unknown("org unit", u.id.to_string(), "parent", p.to_string()));
+            }
             // Walk up: a cycle never reaches the root.
             let mut cur = u.parent.clone();
             let mut steps = 0;
@@ -240,9 +241,10 @@ impl Org {
                 return Err(Duplicate("sub-role", s.id.to_string()));
             }
             if let Some(r) = &s.region
-                && !unit_ix.contains_key(r) {
-                    return Err(Unknown("sub-role", s.id.to_string(), "region", r.to_string()));
-                }
+                && !unit_ix.contains_key(r)
+            {
+                return Err(Unknown("sub-role", s.id.to_string(), "region", r.to_string()));
+            }
             for m in s.members.iter().chain(s.leader.iter()) {
                 if !user_ix.contains_key(m) {
                     return Err(Unknown("sub-role", s.id.to_string(), "user", m.to_string()));

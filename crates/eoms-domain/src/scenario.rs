@@ -284,13 +284,15 @@ pub fn run(sc: &Scenario, def: &ProcessDefinition, org: &Org) -> Result<Report, 
 
 fn check(t: &Ticket, org: &Org, exp: &Expect) -> Result<(), String> {
     if let Some(s) = &exp.status
-        && t.status.as_str() != s {
-            return Err(format!("expected status {s}, found {}", t.status.as_str()));
-        }
+        && t.status.as_str() != s
+    {
+        return Err(format!("expected status {s}, found {}", t.status.as_str()));
+    }
     if let Some(s) = &exp.span
-        && t.span.as_str() != s {
-            return Err(format!("expected span {s}, found {}", t.span));
-        }
+        && t.span.as_str() != s
+    {
+        return Err(format!("expected span {s}, found {}", t.span));
+    }
     if let Some(want) = &exp.tasks {
         let mut have: Vec<String> = t.tasks.iter().map(|x| format!("{}@{}", x.step, x.org)).collect();
         let mut want = want.clone();

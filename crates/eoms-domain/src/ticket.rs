@@ -364,10 +364,11 @@ impl Ticket {
                 if let Some(i) = self.tasks.iter().position(|t| t.no == *task) {
                     let t = self.tasks.remove(i);
                     if !t.side
-                        && let Some(s) = self.sub_mut(t.sub_order) {
-                            s.last_step = Some(t.step);
-                            s.last_owner = Some(by.clone());
-                        }
+                        && let Some(s) = self.sub_mut(t.sub_order)
+                    {
+                        s.last_step = Some(t.step);
+                        s.last_owner = Some(by.clone());
+                    }
                 }
             }
             Event::Suspended { by, at } => {
@@ -382,9 +383,10 @@ impl Ticket {
             Event::ClockResumed { at } => self.resume(*at),
             Event::DeadlineMoved { task, to } => {
                 if let Some(no) = task
-                    && let Some(t) = self.tasks.iter_mut().find(|t| t.no == *no) {
-                        t.complete_deadline = Some(*to);
-                    }
+                    && let Some(t) = self.tasks.iter_mut().find(|t| t.no == *no)
+                {
+                    t.complete_deadline = Some(*to);
+                }
                 if self.deadline.is_some_and(|d| d < *to) {
                     self.deadline = Some(*to);
                 }

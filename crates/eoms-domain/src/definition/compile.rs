@@ -154,9 +154,10 @@ fn field_ref(cx: &mut Ctx, names: &Names, s: &S) -> FieldKey {
 fn field_of_type(cx: &mut Ctx, names: &Names, s: &S, want: &str, what: &str) -> FieldKey {
     let k = field_ref(cx, names, s);
     if let Some(t) = names.fields.get(s.get_ref())
-        && t.name() != want {
-            cx.at(s.span(), format!("{what} needs a field of type {want}; '{}' is {}", s.get_ref(), t.name()));
-        }
+        && t.name() != want
+    {
+        cx.at(s.span(), format!("{what} needs a field of type {want}; '{}' is {}", s.get_ref(), t.name()));
+    }
     k
 }
 
@@ -847,9 +848,12 @@ fn graph_checks(cx: &mut Ctx, raw: &RawDef, def: &ProcessDefinition) {
             );
         }
         if let Assign::Route { roles, .. } = &s.assign
-            && roles.len() > 1 && goto_targets.contains_key(&i) && !fork_children.contains(&i) {
-                cx.at(span_of(s.key.as_str()), format!("step '{}' has several roles, so only a fork or a transfer (which names the role) can enter it, but a goto leads there", s.key));
-            }
+            && roles.len() > 1
+            && goto_targets.contains_key(&i)
+            && !fork_children.contains(&i)
+        {
+            cx.at(span_of(s.key.as_str()), format!("step '{}' has several roles, so only a fork or a transfer (which names the role) can enter it, but a goto leads there", s.key));
+        }
     }
     // Reachability from the start.
     let mut seen = vec![false; n + 1];

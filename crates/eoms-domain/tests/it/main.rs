@@ -1,0 +1,8 @@
+//! eoms-domain's integration tests: the shipped processes and scenarios, every refusal rule of
+//! the domain, and invariants under random action sequences.
+
+mod helpers;
+mod invariants;
+mod refusals;
+mod routing;
+mod scenarios;
