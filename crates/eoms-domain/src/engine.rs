@@ -211,14 +211,14 @@ pub fn decide(
     }
     if !action.who.iter().any(|who| run.allows(who, task.as_ref())) {
         // A group member who has not claimed the task yet is told to claim it, not that it's not theirs.
-        if let Some(t) = task.as_ref().filter(|t| t.claimed_by.is_none() && action.state == TaskState::Claimed) {
-            if run.allows(&Who::Group, Some(t)) {
-                return Err(DomainError::WrongTaskState {
-                    action: action.key.to_string(),
-                    needed: "claimed",
-                    actual: "ready",
-                });
-            }
+        if let Some(t) = task.as_ref().filter(|t| t.claimed_by.is_none() && action.state == TaskState::Claimed)
+            && run.allows(&Who::Group, Some(t))
+        {
+            return Err(DomainError::WrongTaskState {
+                action: action.key.to_string(),
+                needed: "claimed",
+                actual: "ready",
+            });
         }
         return Err(DomainError::NotPermitted { user: actor.to_string(), action: action.key.to_string() });
     }
