@@ -55,11 +55,11 @@ fn value_for(
             Input::Str(t.to_rfc3339())
         }
         FieldType::Msisdn => Input::str("13812341234"),
-        FieldType::Org => Input::str(*rng.pick(&["sd.jn", "sd.qd", "gd.gz"])),
-        FieldType::User => Input::str(*rng.pick(&users)),
-        FieldType::Users => Input::List(vec![Input::str(*rng.pick(&users))]),
+        FieldType::Org => Input::str(rng.pick::<&str>(&["sd.jn", "sd.qd", "gd.gz"])),
+        FieldType::User => Input::str(rng.pick::<&str>(&users)),
+        FieldType::Users => Input::List(vec![Input::str(rng.pick::<&str>(&users))]),
         FieldType::Path => Input::List(vec![Input::str("移网"), Input::str("网络使用")]),
-        FieldType::Orgs => Input::List(vec![Input::str(*rng.pick(&["sd", "gd"]))]),
+        FieldType::Orgs => Input::List(vec![Input::str(rng.pick::<&str>(&["sd", "gd"]))]),
         FieldType::Targets => {
             let roles: Vec<String> = match (&action.fork, &action.transfer) {
                 (Some(f), _) => f.roles.iter().map(|r| r.to_string()).collect(),
