@@ -190,10 +190,10 @@ fn run_random(process: usize, seed: u64, steps: usize) -> Result<(usize, bool), 
                 if let Some(g) = &x.group {
                     cands.extend(o.sub_role(g.as_str()).unwrap().members.iter().cloned());
                 }
-                if let Some(step) = def.step(x.step.as_str()) {
-                    if let Assign::Route { .. } = step.assign {
-                        cands.push(UserId::new("sd_supervisor"));
-                    }
+                if let Some(step) = def.step(x.step.as_str())
+                    && let Assign::Route { .. } = step.assign
+                {
+                    cands.push(UserId::new("sd_supervisor"));
                 }
                 rng.pick(&cands).clone()
             }
@@ -224,10 +224,11 @@ fn run_random(process: usize, seed: u64, steps: usize) -> Result<(usize, bool), 
                     matches!(e, Event::DeadlineMoved { .. } | Event::Resumed { .. } | Event::ClockResumed { .. })
                 });
                 for x in &t.tasks {
-                    if let Some(old) = before.task(x.no) {
-                        if old.complete_deadline != x.complete_deadline && !clock_moved {
-                            return Err(format!("task {} deadline moved by {}", x.no.0, cmd.action));
-                        }
+                    if let Some(old) = before.task(x.no)
+                        && old.complete_deadline != x.complete_deadline
+                        && !clock_moved
+                    {
+                        return Err(format!("task {} deadline moved by {}", x.no.0, cmd.action));
                     }
                 }
                 if before.deadline != t.deadline && !clock_moved {
