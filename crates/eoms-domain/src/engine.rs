@@ -404,7 +404,12 @@ impl<'a> Run<'a> {
     }
 
     fn push(&mut self, e: Event) {
-        self.t.apply(&e);
+        // The scratch ticket skips field writes: conditions read the action's form and derived
+        // values before the ticket's fields, so they already see them, and the ticket's field map
+        // (shared with the caller's copy) need not be cloned for every action.
+        if !matches!(e, Event::FieldsSet { .. }) {
+            self.t.apply(&e);
+        }
         self.events.push(e);
     }
 
@@ -612,10 +617,11 @@ impl<'a> Run<'a> {
                 Some(t) => t.org.clone(),
                 None => this.eval_org(region)?,
             };
-            let dims: Vec<(String, Option<Value>)> =
-                this.w.def.dimensions.iter().map(|(n, e)| (n.clone(), e.eval(&this.env()))).collect();
+            let env = this.env();
+            let dims: Vec<(&str, Option<Value>)> =
+                this.w.def.dimensions.iter().map(|(n, e)| (n.as_str(), e.eval(&env))).collect();
             let dim_refs: Vec<(&str, Option<&str>)> =
-                dims.iter().map(|(n, v)| (n.as_str(), v.as_ref().and_then(dim_value))).collect();
+                dims.iter().map(|(n, v)| (*n, v.as_ref().and_then(dim_value))).collect();
             let r = this
                 .w
                 .org

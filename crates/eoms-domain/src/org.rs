@@ -182,6 +182,9 @@ pub struct Org {
     by_role: BTreeMap<FlowRoleKey, Vec<usize>>,
     /// For each user, the sub-roles they belong to (member or leader).
     memberships: BTreeMap<UserId, Vec<usize>>,
+    /// Each unit's parent and depth by index: routing walks the tree without string lookups.
+    parent_ix: Vec<Option<usize>>,
+    depth_ix: Vec<usize>,
     root: OrgUnitId,
 }
 
@@ -263,7 +266,18 @@ impl Org {
             }
         }
         let root = roots[0].id.clone();
-        Ok(Org { dir, unit_ix, user_ix, sub_ix, by_role, memberships, root })
+        let parent_ix: Vec<Option<usize>> = dir.units.iter().map(|u| u.parent.as_ref().map(|p| unit_ix[p])).collect();
+        let depth_ix = (0..dir.units.len())
+            .map(|i| {
+                let (mut d, mut cur) = (0, parent_ix[i]);
+                while let Some(p) = cur {
+                    d += 1;
+                    cur = parent_ix[p];
+                }
+                d
+            })
+            .collect();
+        Ok(Org { dir, unit_ix, user_ix, sub_ix, by_role, memberships, parent_ix, depth_ix, root })
     }
 
     pub fn directory(&self) -> &Directory {
@@ -287,24 +301,25 @@ impl Org {
 
     /// `a` is `b` or one of its ancestors.
     pub fn covers(&self, a: &OrgUnitId, b: &OrgUnitId) -> bool {
+        match (self.unit_ix.get(a), self.unit_ix.get(b)) {
+            (Some(&a), Some(&b)) => self.covers_ix(a, b),
+            _ => false,
+        }
+    }
+
+    fn covers_ix(&self, a: usize, b: usize) -> bool {
         let mut cur = Some(b);
         while let Some(c) = cur {
             if c == a {
                 return true;
             }
-            cur = self.unit(c).and_then(|u| u.parent.as_ref());
+            cur = self.parent_ix[c];
         }
         false
     }
 
     pub fn depth(&self, id: &OrgUnitId) -> usize {
-        let mut d = 0;
-        let mut cur = self.unit(id).and_then(|u| u.parent.as_ref());
-        while let Some(c) = cur {
-            d += 1;
-            cur = self.unit(c).and_then(|u| u.parent.as_ref());
-        }
-        d
+        self.unit_ix.get(id).map_or(0, |i| self.depth_ix[*i])
     }
 
     /// The nearest unit at or above `id` that is not a department.
@@ -357,11 +372,12 @@ impl Org {
     /// only the dimensions the process uses are given). See the module docs for the rule.
     pub fn route(&self, role: &FlowRoleKey, org: &OrgUnitId, dims: &[(&str, Option<&str>)]) -> Option<Routed> {
         let cands = self.by_role.get(role)?;
+        let at = *self.unit_ix.get(org)?;
         let mut best: Option<(usize, usize, &SubRole)> = None;
         for s in cands.iter().map(|i| &self.dir.sub_roles[*i]) {
-            let region_depth = match &s.region {
+            let region_depth = match s.region.as_ref().map(|r| self.unit_ix[r]) {
                 None => 0,
-                Some(r) if self.covers(r, org) => self.depth(r) + 1,
+                Some(r) if self.covers_ix(r, at) => self.depth_ix[r] + 1,
                 Some(_) => continue,
             };
             let mut score = usize::from(s.region.is_some());
