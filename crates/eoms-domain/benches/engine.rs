@@ -1,109 +1,24 @@
 //! The engine in memory: decide + apply over full lifecycles, one core.
 //! Target (process-engine issue): >= 1,000,000 actions/s. Figures in docs/BENCHMARKS.md.
 
-use chrono::TimeDelta;
+mod lifecycles;
+
+// The allocator the eoms binary uses.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use eoms_domain::engine::{Command, NewTicket, World, create, decide};
-use eoms_domain::ids::{TicketId, UserId};
-use eoms_domain::value::{Form, china, parse_time};
-use eoms_domain::{Org, ProcessDefinition, Ticket, compile};
 use std::hint::black_box;
 
-fn load(path: &str) -> String {
-    std::fs::read_to_string(format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
-
-fn form(v: serde_json::Value) -> Form {
-    serde_json::from_value(v).unwrap()
-}
-
-/// One scripted lifecycle: (user, action, step or none, form).
-type Script = Vec<(UserId, String, Option<String>, Form)>;
-
-fn step(by: &str, action: &str, step: Option<&str>, f: serde_json::Value) -> (UserId, String, Option<String>, Form) {
-    (UserId::new(by), action.to_string(), step.map(str::to_string), form(f))
-}
-
-/// Builds the commands once (task numbers are deterministic), so that the measured loop is the
-/// engine's work only: decide + apply.
-fn prepare(w: World, create_by: &UserId, new: &NewTicket, script: &Script) -> Vec<(UserId, Command)> {
-    let mut now = parse_time("2026-03-02 09:00:00", china()).unwrap();
-    let d = create(w, create_by, new, now).unwrap();
-    let mut t = Ticket::replay(&d.events).unwrap();
-    let mut out = Vec::new();
-    for (by, action, at, f) in script {
-        now += TimeDelta::minutes(7);
-        let task = at.as_ref().map(|s| t.tasks.iter().find(|x| x.step.as_str() == s.as_str()).unwrap().no);
-        let cmd = Command { action: action.clone(), task, form: f.clone() };
-        let d = decide(&t, &cmd, by, w, now).unwrap();
-        d.events.iter().for_each(|e| t.apply(e));
-        out.push((by.clone(), cmd));
-    }
-    assert!(t.status.is_terminal());
-    out
-}
-
-fn run(w: World, create_by: &UserId, new: &NewTicket, commands: &[(UserId, Command)]) -> usize {
-    let mut now = parse_time("2026-03-02 09:00:00", china()).unwrap();
-    let d = create(w, create_by, new, now).unwrap();
-    let mut t = Ticket::replay(&d.events).unwrap();
-    for (by, cmd) in commands {
-        now += TimeDelta::minutes(7);
-        let d = decide(&t, cmd, by, w, now).unwrap();
-        for e in &d.events {
-            t.apply(e);
-        }
-    }
-    debug_assert!(t.status.is_terminal());
-    commands.len() + 1
-}
-
 fn bench(c: &mut Criterion) {
-    let mobile: ProcessDefinition = compile(&load("processes/mobile_complaint.toml")).unwrap();
-    let customer: ProcessDefinition = compile(&load("processes/customer_complaint.toml")).unwrap();
-    let org = Org::from_toml(&load("scenarios/demo_org.toml")).unwrap();
-    let fb = serde_json::json!({"deal_desc": "调整参数", "deal_result": "已解决", "cause": ["无线", "参数"], "is_fault": false, "is_coverage": false, "is_solved": true, "customer_contacted": true});
-
-    let mobile_new = NewTicket {
-        id: TicketId(1),
-        sheet_no: "TS202603020900000001".into(),
-        form: form(serde_json::json!({"title": "室内无信号", "msisdn": "13812341234", "city": "sd.jn", "province": "sd", "category": ["移网", "网络使用", "移网语音"], "description": "家中无信号", "urgency": "normal", "network_type": "4G", "css_serial_no": "SD-1"})),
-    };
-    let mobile_script: Script = vec![
-        step("jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({})),
-        step("jn_dispatcher", "dispatch", Some("dispatch"), serde_json::json!({"analysis": "派网优", "handlers": [{"role": "optimization_handler", "org": "sd.jn"}]})),
-        step("jn_wy", "claim", Some("handle"), serde_json::json!({})),
-        step("jn_wy", "feedback", Some("handle"), fb.clone()),
-        step("jn_dispatcher", "pass", Some("review"), serde_json::json!({})),
-        step("sd_css", "close", Some("replied"), serde_json::json!({"satisfaction": "satisfied"})),
-    ];
-    let w = World { def: &mobile, org: &org };
-    let mobile_cmds = prepare(w, &UserId::new("sd_css_system"), &mobile_new, &mobile_script);
-    let actions = mobile_cmds.len() as u64 + 1;
+    let org = lifecycles::org();
     let mut g = c.benchmark_group("engine");
-    g.throughput(Throughput::Elements(actions));
-    g.bench_function("mobile_lifecycle", |b| b.iter(|| black_box(run(w, &UserId::new("sd_css_system"), &mobile_new, &mobile_cmds))));
-
-    let customer_new = NewTicket {
-        id: TicketId(2),
-        sheet_no: "TS202603020900000002".into(),
-        form: form(serde_json::json!({"title": "两省集团客户网络慢", "complaint_source": "hotline", "category": ["集客"], "description": "d", "urgency": "normal", "problem_provinces": ["sd", "gd"]})),
-    };
-    let customer_script: Script = vec![
-        step("hq_dispatcher", "claim", Some("hq_dispatch"), serde_json::json!({})),
-        step("hq_dispatcher", "dispatch", Some("hq_dispatch"), serde_json::json!({"analysis": "两省核查", "provinces": [{"role": "province_dispatcher", "org": "sd"}, {"role": "province_dispatcher", "org": "gd", "kind": "co_handler"}]})),
-        step("sd_dispatcher", "claim", Some("province_dispatch"), serde_json::json!({})),
-        step("sd_dispatcher", "feedback", Some("province_dispatch"), serde_json::json!({"deal_desc": "d", "deal_result": "r", "cause": ["c"], "is_solved": true, "customer_contacted": true})),
-        step("gd_dispatcher", "claim", Some("province_dispatch"), serde_json::json!({})),
-        step("gd_dispatcher", "feedback", Some("province_dispatch"), serde_json::json!({"deal_desc": "d", "deal_result": "r", "cause": ["c"], "is_solved": true, "customer_contacted": true})),
-        step("hq_dispatcher", "pass", Some("hq_review"), serde_json::json!({})),
-        step("hq_applicant", "close", Some("confirm"), serde_json::json!({"satisfaction": "satisfied"})),
-    ];
-    let w = World { def: &customer, org: &org };
-    let customer_cmds = prepare(w, &UserId::new("hq_applicant"), &customer_new, &customer_script);
-    let actions = customer_cmds.len() as u64 + 1;
-    g.throughput(Throughput::Elements(actions));
-    g.bench_function("customer_hq_lifecycle", |b| b.iter(|| black_box(run(w, &UserId::new("hq_applicant"), &customer_new, &customer_cmds))));
+    for (name, l) in
+        [("mobile_lifecycle", lifecycles::mobile(&org)), ("customer_hq_lifecycle", lifecycles::customer(&org))]
+    {
+        g.throughput(Throughput::Elements(l.actions()));
+        g.bench_function(name, |b| b.iter(|| black_box(l.run(&org))));
+    }
     g.finish();
 }
 

@@ -7,7 +7,7 @@
 
 use crate::definition::{Action, Assign, Emit, Goto, ProcessDefinition, Step, TaskState, TicketStatus, Who};
 use crate::error::{DomainError, describe_invalid};
-use crate::expr::{Env, Expr};
+use crate::expr::{Builtin, Env, Expr};
 use crate::ids::{ActionKey, FieldKey, FlowRoleKey, OrgUnitId, SubOrderNo, SubRoleId, TaskNo, TicketId, UserId};
 use crate::org::{Org, Permission, User};
 use crate::ticket::{ActionRecord, Event, Outcome, SubState, Task, Ticket};
@@ -30,7 +30,7 @@ pub struct Command {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewTicket {
     pub id: TicketId,
-    pub sheet_no: String,
+    pub sheet_no: compact_str::CompactString,
     #[serde(default)]
     pub form: Form,
 }
@@ -105,19 +105,9 @@ pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Resu
     let user = active_user(w.org, actor)?;
     let def = w.def;
     let action = &def.create;
-    let created_probe = Event::Created {
-        id: new.id,
-        sheet_no: new.sheet_no.clone(),
-        process: def.key.clone(),
-        version: def.version,
-        span: crate::ids::SpanKey::new(""),
-        creator: actor.clone(),
-        creator_org: user.org.clone(),
-        at: now,
-        accept_deadline: None,
-        deadline: None,
-    };
-    let t = Ticket::from_created(&created_probe).expect("created event");
+    // Conditions at creation read the creator and the form; the ticket proper is built once the
+    // span and deadlines are known.
+    let t = Ticket::blank(new.id, def, actor.clone(), user.org.clone(), now);
     let mut run = Run {
         w,
         now,
@@ -128,11 +118,13 @@ pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Resu
         form: Vec::new(),
         derived: Vec::new(),
         sub: SubOrderNo::ROOT,
+        recorded: None,
+        on_ticket: 0,
     };
     if !action.who.is_empty() && !action.who.iter().any(|who| run.allows(who, None)) {
         return Err(DomainError::NotPermitted { user: actor.to_string(), action: action.key.to_string() });
     }
-    run.form = run.typed_form(action, &new.form)?;
+    (run.form, run.on_ticket) = run.typed_form(action, &new.form)?;
     run.check_refusals(action)?;
     run.derive(action);
     let span = def
@@ -163,7 +155,7 @@ pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Resu
     run.t = Ticket::from_created(&created).expect("created event");
     run.events.push(created);
     run.record(action, None);
-    run.set_fields(action);
+    run.set_fields();
     run.push(Event::SubOrderOpened { no: SubOrderNo::ROOT, parent: None, org: root_org, role: None, kind: None });
     if let Some(d) = run.t.deadline {
         run.effects.push(Effect::StartTimer { task: None, kind: TimerKind::Complete, at: d });
@@ -193,11 +185,13 @@ pub fn decide(
         now,
         actor: user,
         t: ticket.clone(),
-        events: Vec::new(),
-        effects: Vec::new(),
+        events: Vec::with_capacity(8),
+        effects: Vec::with_capacity(4),
         form: Vec::new(),
         derived: Vec::new(),
         sub,
+        recorded: None,
+        on_ticket: 0,
     };
 
     if action.resume && ticket.suspended_by.is_none() {
@@ -233,12 +227,12 @@ pub fn decide(
             return Err(DomainError::WrongTaskState { action: action.key.to_string(), needed, actual: t.state_name() });
         }
     }
-    run.form = run.typed_form(action, &cmd.form)?;
+    (run.form, run.on_ticket) = run.typed_form(action, &cmd.form)?;
     run.check_refusals(action)?;
     run.derive(action);
 
     run.record(action, task.as_ref());
-    run.set_fields(action);
+    run.set_fields();
     if let Some(c) = &action.counts {
         run.push(Event::Counted { counter: c.clone() });
     }
@@ -346,6 +340,10 @@ struct Run<'a> {
     derived: Vec<(FieldKey, Value)>,
     /// The sub-order the action works in.
     sub: SubOrderNo,
+    /// Which form values (by position) are kept on the ticket.
+    on_ticket: u64,
+    /// The recorded form, shared with outgoing messages.
+    recorded: Option<std::sync::Arc<[(FieldKey, Value)]>>,
 }
 
 /// What conditions read during a decision: the form, derived values, the ticket, built-ins.
@@ -361,29 +359,28 @@ struct RunEnv<'r> {
 
 impl Env for RunEnv<'_> {
     fn get(&self, name: &str) -> Option<Value> {
-        let r = self;
-        if let Some((_, v)) = r.form.iter().chain(r.derived).find(|(k, _)| k.as_str() == name) {
+        // Derived values first: they win over what the form said.
+        if let Some((_, v)) = self.derived.iter().chain(self.form).find(|(k, _)| k.as_str() == name) {
             return Some(v.clone());
         }
-        if let Some(v) = r.t.field(name) {
-            return Some(v.clone());
-        }
-        let org = r.w.org;
+        self.t.field(name).cloned()
+    }
+    fn builtin(&self, b: Builtin) -> Option<Value> {
+        let (r, org) = (self, self.w.org);
         let level = |o: &OrgUnitId| org.level(o).map(|l| Value::text(l.as_str()));
-        match name {
-            "span" => Some(Value::text(r.t.span.as_str())),
-            "status" => Some(Value::text(r.t.status.as_str())),
-            "is_root" => Some(Value::Bool(r.sub == SubOrderNo::ROOT)),
-            "suborder_org" => r.t.sub_order(r.sub).map(|s| Value::Org(s.org.clone())),
-            "creator_org" => Some(Value::Org(r.t.creator_org.clone())),
-            "creator_level" => level(&r.t.creator_org),
-            "creator_province" => org.province_of(&r.t.creator_org).map(|p| Value::Org(p.clone())),
-            "actor_level" => level(&r.actor.org),
-            "hq" => Some(Value::Org(org.root().clone())),
-            "now" => Some(Value::Time(r.now)),
-            "deadline" => r.t.deadline.map(Value::Time),
-            "redispatch_count" => Some(Value::Int(i64::from(r.t.count("redispatch")))),
-            _ => None,
+        match b {
+            Builtin::Span => Some(Value::text(r.t.span.as_str())),
+            Builtin::Status => Some(Value::text(r.t.status.as_str())),
+            Builtin::IsRoot => Some(Value::Bool(r.sub == SubOrderNo::ROOT)),
+            Builtin::SuborderOrg => r.t.sub_order(r.sub).map(|s| Value::Org(s.org.clone())),
+            Builtin::CreatorOrg => Some(Value::Org(r.t.creator_org.clone())),
+            Builtin::CreatorLevel => level(&r.t.creator_org),
+            Builtin::CreatorProvince => org.province_of(&r.t.creator_org).map(|p| Value::Org(p.clone())),
+            Builtin::ActorLevel => level(&r.actor.org),
+            Builtin::Hq => Some(Value::Org(org.root().clone())),
+            Builtin::Now => Some(Value::Time(r.now)),
+            Builtin::Deadline => r.t.deadline.map(Value::Time),
+            Builtin::RedispatchCount => Some(Value::Int(i64::from(r.t.count("redispatch")))),
         }
     }
     fn province_of(&self, o: &str) -> Option<OrgUnitId> {
@@ -450,23 +447,27 @@ impl<'a> Run<'a> {
     }
 
     /// Types and checks the submitted form against the action's fields and branch conditions.
-    fn typed_form(&self, action: &Action, form: &Form) -> Result<Vec<(FieldKey, Value)>, DomainError> {
-        let def = self.w.def;
+    /// Types the form. Returns the values and, as a bit mask over them, which are kept on the ticket.
+    fn typed_form(&self, action: &Action, form: &Form) -> Result<(Vec<(FieldKey, Value)>, u64), DomainError> {
+        let tz = self.w.def.timezone;
         let mut out = Vec::with_capacity(form.len());
+        let mut on_ticket = 0u64;
+        // Both the submitted form and the action's fields are sorted by key: one merge pass.
+        let mut fields = action.form_fields.iter().peekable();
         for (k, input) in form {
-            if !action.accepts(k) {
-                return Err(DomainError::UnexpectedField { field: k.clone(), action: action.key.to_string() });
-            }
-            let fd = def
-                .field(k)
+            while fields.next_if(|(f, _, _)| f.as_str() < k.as_str()).is_some() {}
+            let (key, ty, keep) = fields
+                .next_if(|(f, _, _)| f.as_str() == k.as_str())
                 .ok_or_else(|| DomainError::UnexpectedField { field: k.clone(), action: action.key.to_string() })?;
-            let v = fd
-                .ty
-                .parse(input, def.timezone)
+            let v = ty
+                .parse(input, tz)
                 .map_err(|p| DomainError::InvalidField { field: k.clone(), problem: describe_invalid(&p) })?;
             self.check_refs(&v)?;
             if v.truthy() || matches!(v, Value::Bool(_) | Value::Int(_)) {
-                out.push((fd.key.clone(), v));
+                if *keep && out.len() < 64 {
+                    on_ticket |= 1 << out.len();
+                }
+                out.push((key.clone(), v));
             }
         }
         let has = |k: &FieldKey| out.iter().any(|(f, _)| f == k);
@@ -478,7 +479,7 @@ impl<'a> Run<'a> {
                 return Err(DomainError::MissingField { field: k.to_string(), branch: Some(c.src.clone()) });
             }
         }
-        Ok(out)
+        Ok((out, on_ticket))
     }
 
     /// Org units and users named in a form must exist.
@@ -532,8 +533,9 @@ impl<'a> Run<'a> {
             actor_org: self.actor.org.clone(),
             at: self.now,
             on_time,
-            form: self.form.clone(),
+            form: self.form.as_slice().into(),
         };
+        self.recorded = Some(rec.form.clone());
         self.push(Event::ActionRecorded(rec));
     }
 
@@ -544,15 +546,20 @@ impl<'a> Run<'a> {
             .filter(|(when, _, _)| when.as_ref().is_none_or(|c| c.expr.test(&self.env())))
             .map(|(_, k, v)| (k.clone(), v.clone()))
             .collect();
-        // Derived values win over what the form said (a complaint source forces urgency).
-        self.form.retain(|(k, _)| !derived.iter().any(|(d, _)| d == k));
         self.derived = derived;
     }
 
-    fn set_fields(&mut self, _action: &Action) {
-        let def = self.w.def;
-        let mut fields: Vec<(FieldKey, Value)> =
-            self.form.iter().filter(|(k, _)| def.field(k.as_str()).is_some_and(|f| f.on_ticket)).cloned().collect();
+    fn set_fields(&mut self) {
+        let mut fields: Vec<(FieldKey, Value)> = self
+            .form
+            .iter()
+            .enumerate()
+            .filter(|(i, (k, _))| {
+                // Derived values win over what the form said (a complaint source forces urgency).
+                *i < 64 && self.on_ticket & (1 << i) != 0 && !self.derived.iter().any(|(d, _)| d == k)
+            })
+            .map(|(_, f)| f.clone())
+            .collect();
         fields.extend(self.derived.iter().cloned());
         if !fields.is_empty() {
             self.push(Event::FieldsSet { fields });
@@ -598,7 +605,7 @@ impl<'a> Run<'a> {
             .ok_or_else(|| DomainError::Definition { detail: "no such sub-order".into() })?;
         let routed = |this: &Self, roles: &[FlowRoleKey], region: &Expr| -> Result<Owner, DomainError> {
             if target.is_none()
-                && let Some(u) = so.claimer_of(step.key.as_str())
+                && let Some(u) = self.t.claimer_of(sub, step.key.as_str())
             {
                 // Rework returns to whoever held this step before.
                 return Ok((None, Some(u.clone()), Some(u.clone())));
@@ -618,14 +625,11 @@ impl<'a> Run<'a> {
                 None => this.eval_org(region)?,
             };
             let env = this.env();
-            let dims: Vec<(&str, Option<Value>)> =
-                this.w.def.dimensions.iter().map(|(n, e)| (n.as_str(), e.eval(&env))).collect();
-            let dim_refs: Vec<(&str, Option<&str>)> =
-                dims.iter().map(|(n, v)| (*n, v.as_ref().and_then(dim_value))).collect();
+            let dims = &this.w.def.dimensions;
             let r = this
                 .w
                 .org
-                .route(&role, &at, &dim_refs)
+                .route_with(&role, &at, |name| dims.iter().find(|(n, _)| n == name).map(|(_, e)| e.eval(&env)))
                 .ok_or_else(|| DomainError::NoHandlerGroup { role: role.to_string(), org: at.to_string() })?;
             Ok((Some(r.group), r.leader, None))
         };
@@ -639,7 +643,7 @@ impl<'a> Run<'a> {
                 })?;
                 person(u)
             }
-            Assign::ClaimerOf { step: of, roles, region } => match so.claimer_of(of.as_str()) {
+            Assign::ClaimerOf { step: of, roles, region } => match self.t.claimer_of(sub, of.as_str()) {
                 Some(u) if target.is_none() => person(u),
                 _ => routed(self, roles, region)?,
             },
@@ -1043,13 +1047,6 @@ use crate::ids::StepKey;
 
 fn has_in(form: &[(FieldKey, Value)], k: &FieldKey) -> bool {
     form.iter().any(|(f, _)| f == k)
-}
-
-fn dim_value(v: &Value) -> Option<&str> {
-    match v {
-        Value::List(l) => l.first().and_then(Value::as_key),
-        v => v.as_key(),
-    }
 }
 
 /// True when `user` may act on `task` now (a member of its group, its assignee or its claimer):

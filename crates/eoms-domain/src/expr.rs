@@ -43,11 +43,50 @@ pub const FUNCTIONS: &[(&str, usize, &str)] = &[
     ("all_at_level", 2, "all_at_level(orgs, level): every org unit in the list is at that level"),
 ];
 
+/// A built-in name, resolved when the condition is parsed (a field may not take such a name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    Span,
+    Status,
+    IsRoot,
+    SuborderOrg,
+    CreatorOrg,
+    CreatorLevel,
+    CreatorProvince,
+    ActorLevel,
+    Hq,
+    Now,
+    Deadline,
+    RedispatchCount,
+}
+
+impl Builtin {
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        Some(match name {
+            "span" => Builtin::Span,
+            "status" => Builtin::Status,
+            "is_root" => Builtin::IsRoot,
+            "suborder_org" => Builtin::SuborderOrg,
+            "creator_org" => Builtin::CreatorOrg,
+            "creator_level" => Builtin::CreatorLevel,
+            "creator_province" => Builtin::CreatorProvince,
+            "actor_level" => Builtin::ActorLevel,
+            "hq" => Builtin::Hq,
+            "now" => Builtin::Now,
+            "deadline" => Builtin::Deadline,
+            "redispatch_count" => Builtin::RedispatchCount,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Lit(Value),
     Null,
+    /// A field of the process.
     Var(String),
+    Builtin(Builtin),
     Call(String, Vec<Expr>),
     List(Vec<Expr>),
     Not(Box<Expr>),
@@ -232,6 +271,9 @@ impl Parser {
             Tok::Ident(w) if w == "true" => Ok(Expr::Lit(Value::Bool(true))),
             Tok::Ident(w) if w == "false" => Ok(Expr::Lit(Value::Bool(false))),
             Tok::Ident(w) if w == "null" => Ok(Expr::Null),
+            Tok::Ident(w) if !matches!(self.peek(), Some(Tok::Sym("("))) && Builtin::from_name(&w).is_some() => {
+                Ok(Expr::Builtin(Builtin::from_name(&w).expect("checked")))
+            }
             Tok::Ident(w) => {
                 if self.eat("(") {
                     let mut args = Vec::new();
@@ -293,7 +335,7 @@ impl Expr {
     pub fn vars(&self, out: &mut Vec<String>) {
         match self {
             Expr::Var(v) => out.push(v.clone()),
-            Expr::Lit(_) | Expr::Null => {}
+            Expr::Lit(_) | Expr::Null | Expr::Builtin(_) => {}
             Expr::Call(_, a) | Expr::List(a) => a.iter().for_each(|e| e.vars(out)),
             Expr::Not(e) => e.vars(out),
             Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(a, _, b) | Expr::In(a, b, _) => {
@@ -310,7 +352,7 @@ impl Expr {
                 out.push((f.clone(), a.len()));
                 a.iter().for_each(|e| e.calls(out));
             }
-            Expr::Var(_) | Expr::Lit(_) | Expr::Null => {}
+            Expr::Var(_) | Expr::Lit(_) | Expr::Null | Expr::Builtin(_) => {}
             Expr::List(a) => a.iter().for_each(|e| e.calls(out)),
             Expr::Not(e) => e.calls(out),
             Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(a, _, b) | Expr::In(a, b, _) => {
@@ -325,6 +367,7 @@ impl Expr {
             Expr::Lit(v) => Some(v.clone()),
             Expr::Null => None,
             Expr::Var(v) => env.get(v),
+            Expr::Builtin(b) => env.builtin(*b),
             Expr::List(items) => Some(Value::List(items.iter().filter_map(|e| e.eval(env)).collect())),
             Expr::Not(e) => Some(Value::Bool(!e.test(env))),
             Expr::And(a, b) => Some(Value::Bool(a.test(env) && b.test(env))),
@@ -347,7 +390,11 @@ impl Expr {
             }
             Expr::In(a, list, negated) => {
                 let a = a.eval(env);
-                let found = items(list.eval(env)).iter().any(|i| equal(a.as_ref(), Some(i)));
+                let found = match &**list {
+                    // A literal list is tested item by item, without building it.
+                    Expr::List(items) => items.iter().any(|i| equal(a.as_ref(), i.eval(env).as_ref())),
+                    other => items(other.eval(env)).iter().any(|i| equal(a.as_ref(), Some(i))),
+                };
                 Some(Value::Bool(found != *negated))
             }
             Expr::Call(f, args) => {
@@ -419,7 +466,9 @@ fn order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
 
 /// What a condition can read.
 pub trait Env {
+    /// A field's value.
     fn get(&self, name: &str) -> Option<Value>;
+    fn builtin(&self, b: Builtin) -> Option<Value>;
     fn province_of(&self, org: &str) -> Option<crate::ids::OrgUnitId>;
     fn level_of(&self, org: &str) -> Option<&'static str>;
 }
@@ -433,6 +482,9 @@ mod tests {
     impl Env for Vars {
         fn get(&self, name: &str) -> Option<Value> {
             self.0.get(name).cloned()
+        }
+        fn builtin(&self, b: Builtin) -> Option<Value> {
+            (b == Builtin::Span).then(|| Value::text("city"))
         }
         fn province_of(&self, org: &str) -> Option<crate::ids::OrgUnitId> {
             org.split('.').next().map(crate::ids::OrgUnitId::new)
@@ -469,6 +521,7 @@ mod tests {
         assert!(t("province_of('sd.jn') == 'sd' && level_of('sd.jn') == 'city'"));
         assert!(t("all_at_level(targets, 'province') && !all_at_level(['sd', 'sd.jn'], 'province')"));
         assert!(t("n >= 3 && n <= 3 && n != 4"));
+        assert!(t("span == 'city'"), "built-ins are resolved at parse time");
         assert!(!t("missing > 1"), "comparisons with no value are false");
     }
 

@@ -371,6 +371,20 @@ impl Org {
     /// Routes `role` for a task at `org` with the ticket's dimension values (`dims`: name → value;
     /// only the dimensions the process uses are given). See the module docs for the rule.
     pub fn route(&self, role: &FlowRoleKey, org: &OrgUnitId, dims: &[(&str, Option<&str>)]) -> Option<Routed> {
+        self.route_with(role, org, |name| {
+            dims.iter().find(|(n, _)| *n == name).map(|(_, v)| v.map(crate::value::Value::text))
+        })
+    }
+
+    /// Routing with the ticket's dimension values asked for on demand: `value_of(dim)` is `None`
+    /// when the process does not route by `dim` (the sub-role's value is then ignored), else the
+    /// ticket's value (a list counts by its first item, e.g. a category's top level).
+    pub fn route_with(
+        &self,
+        role: &FlowRoleKey,
+        org: &OrgUnitId,
+        mut value_of: impl FnMut(&str) -> Option<Option<crate::value::Value>>,
+    ) -> Option<Routed> {
         let cands = self.by_role.get(role)?;
         let at = *self.unit_ix.get(org)?;
         let mut best: Option<(usize, usize, &SubRole)> = None;
@@ -382,10 +396,10 @@ impl Org {
             };
             let mut score = usize::from(s.region.is_some());
             let mut ok = true;
-            for (name, want) in dims {
-                match s.dims.get(*name).filter(|v| !v.is_empty()) {
+            for (name, have) in s.dims.iter().filter(|(_, v)| !v.is_empty()) {
+                match value_of(name) {
                     None => {}
-                    Some(have) if Some(have.as_str()) == *want => score += 1,
+                    Some(v) if v.as_ref().and_then(first_key) == Some(have.as_str()) => score += 1,
                     Some(_) => {
                         ok = false;
                         break;
@@ -407,6 +421,13 @@ impl Org {
         }
         let chosen = best.map(|b| b.2).or_else(|| cands.iter().map(|i| &self.dir.sub_roles[*i]).find(|s| s.default))?;
         Some(Routed { group: chosen.id.clone(), leader: chosen.leader.clone() })
+    }
+}
+
+fn first_key(v: &crate::value::Value) -> Option<&str> {
+    match v {
+        crate::value::Value::List(l) => l.first().and_then(crate::value::Value::as_key),
+        v => v.as_key(),
     }
 }
 

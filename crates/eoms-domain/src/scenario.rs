@@ -178,7 +178,12 @@ pub fn run(sc: &Scenario, def: &ProcessDefinition, org: &Org) -> Result<Report, 
         let result = match (&ticket, a.action.as_str()) {
             (None, "create") => {
                 let sheet_no = format!("TS{}0001", now.with_timezone(&tz).format("%Y%m%d%H%M%S"));
-                engine::create(w, &user, &NewTicket { id: TicketId(1), sheet_no, form: a.form.clone() }, now)
+                engine::create(
+                    w,
+                    &user,
+                    &NewTicket { id: TicketId(1), sheet_no: sheet_no.into(), form: a.form.clone() },
+                    now,
+                )
             }
             (None, _) => return Err(fail(i, a, "the first act must create the ticket".into())),
             (Some(_), "create") => return Err(fail(i, a, "a scenario runs one ticket".into())),
@@ -243,11 +248,11 @@ pub fn run(sc: &Scenario, def: &ProcessDefinition, org: &Org) -> Result<Report, 
         scenario: sc.name.clone(),
         process: def.key.to_string(),
         version: def.version,
-        sheet_no: t.sheet_no.clone(),
+        sheet_no: t.sheet_no.to_string(),
         span: t.span.to_string(),
         status: t.status.as_str().to_string(),
         deadline: t.deadline,
-        counters: t.counters.clone(),
+        counters: t.counters.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
         history: records
             .iter()
             .map(|r| HistoryLine {

@@ -20,8 +20,8 @@ use crate::ids::{
     UserId,
 };
 use crate::value::{TargetKind, Timestamp, Value};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,16 +54,11 @@ pub struct SubOrder {
     /// The last main step worked and who finished it: where a reopened sub-order resumes.
     pub last_step: Option<StepKey>,
     pub last_owner: Option<UserId>,
-    /// Who last held each step of this flow: rework returns to the same person.
-    pub claimers: Vec<(StepKey, UserId)>,
 }
 
 impl SubOrder {
     pub fn is_live(&self) -> bool {
         !matches!(self.state, SubState::Ended { .. })
-    }
-    pub fn claimer_of(&self, step: &str) -> Option<&UserId> {
-        self.claimers.iter().find(|(s, _)| s.as_str() == step).map(|(_, u)| u)
     }
 }
 
@@ -106,7 +101,8 @@ pub struct ActionRecord {
     pub at: Timestamp,
     /// Against the task's deadline (accept for claims, complete otherwise); None without one.
     pub on_time: Option<bool>,
-    pub form: Vec<(FieldKey, Value)>,
+    /// The form as accepted (shared with the messages it produced).
+    pub form: Arc<[(FieldKey, Value)]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,7 +110,7 @@ pub struct ActionRecord {
 pub enum Event {
     Created {
         id: TicketId,
-        sheet_no: String,
+        sheet_no: CompactString,
         process: ProcessKey,
         version: u32,
         span: SpanKey,
@@ -196,14 +192,15 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ticket {
     pub id: TicketId,
-    pub sheet_no: String,
+    pub sheet_no: CompactString,
     pub process: ProcessKey,
     pub version: u32,
     pub span: SpanKey,
     pub status: TicketStatus,
     pub creator: UserId,
     pub creator_org: OrgUnitId,
-    pub fields: Arc<BTreeMap<FieldKey, Value>>,
+    /// The ticket's field values, sorted by key.
+    pub fields: Arc<Vec<(FieldKey, Value)>>,
     pub created_at: Timestamp,
     pub replied_at: Option<Timestamp>,
     pub closed_at: Option<Timestamp>,
@@ -216,8 +213,11 @@ pub struct Ticket {
     /// Reasons the clock is stopped (suspension, a step waiting for fault recovery).
     pub pauses: u16,
     pub paused_since: Option<Timestamp>,
-    pub counters: BTreeMap<String, u32>,
+    /// How often each counted action happened (`redispatch`, `reject`, `urge`, ...).
+    pub counters: Vec<(CompactString, u32)>,
     pub copied: Vec<UserId>,
+    /// Who last held each step of each sub-order (one list for the ticket: one allocation).
+    pub claimers: Vec<(SubOrderNo, StepKey, UserId)>,
     pub next_task: u32,
     /// Number of actions recorded: the optimistic-concurrency version.
     pub seq: u32,
@@ -270,11 +270,48 @@ impl Ticket {
             suspended_by: None,
             pauses: 0,
             paused_since: None,
-            counters: BTreeMap::new(),
+            counters: Vec::new(),
             copied: Vec::new(),
+            claimers: Vec::new(),
             next_task: 1,
             seq: 0,
         })
+    }
+
+    /// A ticket with no span yet: what conditions see while a ticket is being created.
+    pub fn blank(
+        id: TicketId,
+        def: &crate::definition::ProcessDefinition,
+        creator: UserId,
+        creator_org: OrgUnitId,
+        at: Timestamp,
+    ) -> Ticket {
+        Ticket {
+            id,
+            sheet_no: CompactString::default(),
+            process: def.key.clone(),
+            version: def.version,
+            span: SpanKey::new(""),
+            status: TicketStatus::Open,
+            creator,
+            creator_org,
+            fields: Arc::default(),
+            created_at: at,
+            replied_at: None,
+            closed_at: None,
+            accept_deadline: None,
+            deadline: None,
+            sub_orders: Vec::new(),
+            tasks: Vec::new(),
+            suspended_by: None,
+            pauses: 0,
+            paused_since: None,
+            counters: Vec::new(),
+            copied: Vec::new(),
+            claimers: Vec::new(),
+            next_task: 1,
+            seq: 0,
+        }
     }
 
     pub fn task(&self, no: TaskNo) -> Option<&Task> {
@@ -287,10 +324,10 @@ impl Ticket {
         self.sub_orders.get_mut(no.0 as usize)
     }
     pub fn field(&self, k: &str) -> Option<&Value> {
-        self.fields.get(k)
+        self.fields.binary_search_by(|(f, _)| f.as_str().cmp(k)).ok().map(|i| &self.fields[i].1)
     }
     pub fn count(&self, counter: &str) -> u32 {
-        self.counters.get(counter).copied().unwrap_or(0)
+        self.counters.iter().find(|(k, _)| k == counter).map_or(0, |(_, n)| *n)
     }
     pub fn children(&self, no: SubOrderNo) -> impl Iterator<Item = &SubOrder> {
         self.sub_orders.iter().filter(move |s| s.parent == Some(no))
@@ -303,7 +340,10 @@ impl Ticket {
             Event::FieldsSet { fields } => {
                 let map = Arc::make_mut(&mut self.fields);
                 for (k, v) in fields {
-                    map.insert(k.clone(), v.clone());
+                    match map.binary_search_by(|(f, _)| f.cmp(k)) {
+                        Ok(i) => map[i].1 = v.clone(),
+                        Err(i) => map.insert(i, (k.clone(), v.clone())),
+                    }
                 }
             }
             Event::SubOrderOpened { no, parent, org, role, kind } => {
@@ -317,7 +357,6 @@ impl Ticket {
                     state: SubState::Waiting { join: StepKey::new(""), all_returned: StepKey::new("") },
                     last_step: None,
                     last_owner: None,
-                    claimers: Vec::new(),
                 });
             }
             Event::SubOrderRetargeted { no, role, org } => {
@@ -344,10 +383,7 @@ impl Ticket {
             Event::TaskOpened(task) => {
                 self.next_task = self.next_task.max(task.no.0 + 1);
                 if let Some(u) = &task.claimed_by {
-                    let (step, u) = (task.step.clone(), u.clone());
-                    if let Some(s) = self.sub_mut(task.sub_order) {
-                        set_claimer(s, step, u);
-                    }
+                    self.set_claimer(task.sub_order, &task.step, u);
                 }
                 self.tasks.push(task.clone());
             }
@@ -355,9 +391,7 @@ impl Ticket {
                 if let Some(t) = self.tasks.iter_mut().find(|t| t.no == *task) {
                     t.claimed_by = Some(by.clone());
                     let (sub, step) = (t.sub_order, t.step.clone());
-                    if let Some(s) = self.sub_mut(sub) {
-                        set_claimer(s, step, by.clone());
-                    }
+                    self.set_claimer(sub, &step, by);
                 }
             }
             Event::TaskClosed { task, by } => {
@@ -406,7 +440,22 @@ impl Ticket {
                     }
                 }
             }
-            Event::Counted { counter } => *self.counters.entry(counter.clone()).or_default() += 1,
+            Event::Counted { counter } => match self.counters.iter_mut().find(|(k, _)| k == counter) {
+                Some((_, n)) => *n += 1,
+                None => self.counters.push((CompactString::new(counter), 1)),
+            },
+        }
+    }
+
+    /// Who last held `step` in sub-order `sub`: rework returns to the same person.
+    pub fn claimer_of(&self, sub: SubOrderNo, step: &str) -> Option<&UserId> {
+        self.claimers.iter().find(|(s, k, _)| *s == sub && k.as_str() == step).map(|(_, _, u)| u)
+    }
+
+    fn set_claimer(&mut self, sub: SubOrderNo, step: &StepKey, u: &UserId) {
+        match self.claimers.iter_mut().find(|(s, k, _)| *s == sub && k == step) {
+            Some(c) => c.2 = u.clone(),
+            None => self.claimers.push((sub, step.clone(), u.clone())),
         }
     }
 
@@ -436,12 +485,5 @@ impl Ticket {
             bump(&mut t.accept_deadline);
             bump(&mut t.complete_deadline);
         }
-    }
-}
-
-fn set_claimer(s: &mut SubOrder, step: StepKey, u: UserId) {
-    match s.claimers.iter_mut().find(|(k, _)| *k == step) {
-        Some(c) => c.1 = u,
-        None => s.claimers.push((step, u)),
     }
 }

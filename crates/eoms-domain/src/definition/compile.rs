@@ -69,6 +69,7 @@ pub fn compile(src: &str) -> Result<ProcessDefinition, Vec<Diagnostic>> {
 
 struct Names {
     fields: BTreeMap<String, FieldType>,
+    on_ticket: BTreeSet<String>,
     roles: BTreeSet<String>,
     steps: BTreeSet<String>,
 }
@@ -107,7 +108,7 @@ fn expr(cx: &mut Ctx, names: &Names, s: &S) -> Expr {
             let mut vars = Vec::new();
             e.vars(&mut vars);
             for v in vars {
-                if !names.fields.contains_key(&v) && !BUILTINS.iter().any(|(b, _)| *b == v) {
+                if !names.fields.contains_key(&v) {
                     cx.at(
                         span.clone(),
                         format!(
@@ -241,6 +242,9 @@ fn build(cx: &mut Ctx, raw: RawDef) -> ProcessDefinition {
     let mut fields = BTreeMap::new();
     let mut field_types = BTreeMap::new();
     for (k, f) in &raw.fields {
+        if BUILTINS.iter().any(|(b, _)| b == k) {
+            cx.at(f.span(), format!("'{k}' is a built-in name and cannot be a field"));
+        }
         let ty = field_type(cx, k, f);
         field_types.insert(k.clone(), ty.clone());
         let r = f.get_ref();
@@ -281,7 +285,8 @@ fn build(cx: &mut Ctx, raw: RawDef) -> ProcessDefinition {
             cx.at(s.get_ref().key.span(), "step keys may not start with '@' (reserved for ends)");
         }
     }
-    let names = Names { fields: field_types, roles: raw.roles.keys().cloned().collect(), steps: steps_seen };
+    let on_ticket = fields.values().filter(|f: &&FieldDef| f.on_ticket).map(|f| f.key.to_string()).collect();
+    let names = Names { fields: field_types, on_ticket, roles: raw.roles.keys().cloned().collect(), steps: steps_seen };
 
     let dimensions = raw
         .dimensions
@@ -556,7 +561,7 @@ fn action(cx: &mut Ctx, names: &Names, a: &Spanned<RawAction>, ctxt: Ctxt) -> Ac
             cx.at(f.span(), format!("field '{}' is both required and optional", f.get_ref()));
         }
     }
-    let required_if = r
+    let required_if: Vec<(FieldKey, Cond)> = r
         .required_if
         .iter()
         .map(|(f, c)| {
@@ -699,7 +704,16 @@ fn action(cx: &mut Ctx, names: &Names, a: &Spanned<RawAction>, ctxt: Ctxt) -> Ac
             found
         })
         .collect();
+    let mut form_fields: Vec<(FieldKey, FieldType, bool)> = required
+        .iter()
+        .chain(&optional)
+        .chain(required_if.iter().map(|(k, _): &(FieldKey, Cond)| k))
+        .filter_map(|k| Some((k.clone(), names.fields.get(k.as_str())?.clone(), names.on_ticket.contains(k.as_str()))))
+        .collect();
+    form_fields.sort_by(|a, b| a.0.cmp(&b.0));
+    form_fields.dedup_by(|a, b| a.0 == b.0);
     Action {
+        form_fields,
         key,
         name: I18n { zh: r.name.clone(), en: r.name_en.clone() },
         code: r.code,

@@ -284,12 +284,18 @@ pub struct Action {
     pub counts: Option<String>,
     pub emit: Vec<Emit>,
     pub while_suspended: bool,
+    /// Every field the action's form accepts, with its type and whether it is kept on the
+    /// ticket, sorted by key: one lookup per submitted field.
+    pub form_fields: Vec<(FieldKey, FieldType, bool)>,
 }
 
 impl Action {
     pub fn accepts(&self, f: &str) -> bool {
-        self.required.iter().chain(&self.optional).any(|k| k.as_str() == f)
-            || self.required_if.iter().any(|(k, _)| k.as_str() == f)
+        self.form_field(f).is_some()
+    }
+    pub fn form_field(&self, f: &str) -> Option<&(FieldKey, FieldType, bool)> {
+        // Equality compares lengths first: a linear scan beats a binary search on short keys.
+        self.form_fields.iter().find(|(k, _, _)| k.as_str() == f)
     }
 }
 
