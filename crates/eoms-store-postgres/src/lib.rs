@@ -1,0 +1,911 @@
+//! eoms' production storage: PostgreSQL through a connection pool; several `eoms serve` nodes
+//! share one database.
+//!
+//! Each action is one transaction that locks its ticket row (`FOR UPDATE`) to check the version it
+//! was decided on. Due timers and outbox rows are claimed with `FOR UPDATE SKIP LOCKED` and a
+//! lease, so nodes never hand out the same row while its lease runs. Migrations run under an
+//! advisory lock, so nodes starting together migrate once.
+
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use eoms_domain::ids::{TaskNo, TicketId};
+use eoms_domain::org::Directory;
+use eoms_domain::{Event, Ticket};
+use eoms_store::sql::{Builder, Dialect, Param};
+use eoms_store::*;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+const MIGRATION_SQL: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn err(e: tokio_postgres::Error) -> StorageError {
+    if let Some(db) = e.as_db_error()
+        && db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+    {
+        return StorageError::Duplicate { what: "row", key: db.constraint().unwrap_or_default().to_string() };
+    }
+    if e.is_closed() {
+        return StorageError::Unavailable(e.to_string());
+    }
+    StorageError::Backend(e.to_string())
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StorageError {
+    StorageError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: serde_json::Error) -> StorageError {
+    StorageError::Corrupt(e.to_string())
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`). With `schema`, every table lives in
+    /// that schema (created if missing): the tests give each run its own.
+    pub async fn connect(url: &str, schema: Option<&str>, pool_size: usize) -> Result<PgStore, StorageError> {
+        let mut cfg: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| StorageError::Unavailable(e.to_string()))?;
+        if let Some(s) = schema {
+            if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(StorageError::Unavailable(format!("invalid schema name '{s}'")));
+            }
+            let (client, conn) = cfg.connect(NoTls).await.map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            let handle = tokio::spawn(conn);
+            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}")).await.map_err(err)?;
+            drop(client);
+            let _ = handle.await;
+            cfg.options(format!("-c search_path={s},public"));
+        }
+        let mgr = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool =
+            Pool::builder(mgr).max_size(pool_size).build().map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        let store = PgStore { pool };
+        let v = store.version_now().await?;
+        if v > SCHEMA_VERSION {
+            return Err(StorageError::SchemaTooNew { database: v, binary: SCHEMA_VERSION });
+        }
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    async fn version_now(&self) -> Result<i64, StorageError> {
+        let c = self.client().await?;
+        c.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
+            .await
+            .map_err(err)?;
+        let row = c.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await.map_err(err)?;
+        Ok(row.get::<_, i64>(0))
+    }
+}
+
+fn to_sql(params: &[Param]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    params
+        .iter()
+        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+            match p {
+                Param::Text(s) => Box::new(s.clone()),
+                Param::Int(i) => Box::new(*i),
+                Param::Time(t) => Box::new(*t),
+            }
+        })
+        .collect()
+}
+
+fn refs(v: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    v.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
+const TICKET_COLS: &str =
+    "t.id, t.sheet_no, t.css_serial_no, t.process, t.span, t.status, t.title, t.msisdn, t.complaint_source,
+    t.category, t.province, t.city, t.urgency, t.creator, t.created_at, t.deadline, t.replied_at, t.closed_at";
+
+fn ticket_row(r: &Row) -> TicketRow {
+    TicketRow {
+        id: TicketId(r.get::<_, i64>(0) as u64),
+        sheet_no: r.get(1),
+        css_serial_no: r.get(2),
+        process: r.get(3),
+        span: r.get(4),
+        status: r.get(5),
+        title: r.get(6),
+        msisdn: r.get(7),
+        complaint_source: r.get(8),
+        category: r.get(9),
+        province: r.get(10),
+        city: r.get(11),
+        urgency: r.get(12),
+        creator: r.get(13),
+        created_at: r.get(14),
+        deadline: r.get(15),
+        replied_at: r.get(16),
+        closed_at: r.get(17),
+    }
+}
+
+const OUTBOX_COLS: &str =
+    "id, ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, last_error, created_at";
+
+fn outbox_row(r: &Row) -> OutboxRow {
+    OutboxRow {
+        id: r.get(0),
+        ticket_id: TicketId(r.get::<_, i64>(1) as u64),
+        channel: r.get(2),
+        kind: r.get(3),
+        message_id: r.get(4),
+        payload: serde_json::from_str(&r.get::<_, String>(5)).unwrap_or(serde_json::Value::Null),
+        status: OutboxStatus::parse(&r.get::<_, String>(6)).unwrap_or(OutboxStatus::Pending),
+        attempts: r.get::<_, i32>(7) as u32,
+        next_attempt_at: r.get(8),
+        last_error: r.get(9),
+        created_at: r.get(10),
+    }
+}
+
+fn timer_kind(k: eoms_domain::engine::TimerKind) -> &'static str {
+    match k {
+        eoms_domain::engine::TimerKind::Accept => "accept",
+        eoms_domain::engine::TimerKind::Complete => "complete",
+    }
+}
+
+async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed, StorageError> {
+    if let Some(idem) = &w.idempotency
+        && let Some(r) =
+            c.query_opt("SELECT response FROM idempotency WHERE key = $1", &[&idem.key]).await.map_err(err)?
+    {
+        return Ok(Committed::Replayed { response: r.get(0) });
+    }
+    let t = &w.ticket;
+    let s = &w.summary;
+    let id = t.id.0 as i64;
+    let state = serde_json::to_string(t).map_err(|e| StorageError::Backend(e.to_string()))?;
+    let province = s.province.as_ref().map(|o| o.to_string());
+    let city = s.city.as_ref().map(|o| o.to_string());
+    let seq = t.seq as i32;
+    let first_event: i32 = match w.expected_seq {
+        Some(expected) => {
+            let row = c
+                .query_opt("SELECT seq, event_count FROM tickets WHERE id = $1 FOR UPDATE", &[&id])
+                .await
+                .map_err(err)?
+                .ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
+            let (actual, events): (i32, i32) = (row.get(0), row.get(1));
+            if actual as u32 != expected {
+                return Err(StorageError::Conflict { ticket: t.id.0, expected, actual: actual as u32 });
+            }
+            let event_count = events + w.events.len() as i32;
+            c.execute(
+                "UPDATE tickets SET css_serial_no = $2, span = $3, status = $4, title = $5, msisdn = $6, complaint_source = $7,
+                 category = $8, urgency = $9, customer_level = $10, network_type = $11, satisfaction = $12, province = $13,
+                 city = $14, replied_at = $15, closed_at = $16, deadline = $17, seq = $18, event_count = $19, state = $20
+                 WHERE id = $1",
+                &[
+                    &id,
+                    &s.css_serial_no,
+                    &t.span.as_str(),
+                    &t.status.as_str(),
+                    &s.title,
+                    &s.msisdn,
+                    &s.complaint_source,
+                    &s.category,
+                    &s.urgency,
+                    &s.customer_level,
+                    &s.network_type,
+                    &s.satisfaction,
+                    &province,
+                    &city,
+                    &t.replied_at,
+                    &t.closed_at,
+                    &t.deadline,
+                    &seq,
+                    &event_count,
+                    &state,
+                ],
+            )
+            .await
+            .map_err(err)?;
+            events
+        }
+        None => {
+            let event_count = w.events.len() as i32;
+            let version = t.version as i32;
+            c.execute(
+                "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
+                 complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
+                 creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+                &[
+                    &id,
+                    &t.sheet_no.as_str(),
+                    &s.css_serial_no,
+                    &t.process.as_str(),
+                    &version,
+                    &t.span.as_str(),
+                    &t.status.as_str(),
+                    &s.title,
+                    &s.msisdn,
+                    &s.complaint_source,
+                    &s.category,
+                    &s.urgency,
+                    &s.customer_level,
+                    &s.network_type,
+                    &s.satisfaction,
+                    &province,
+                    &city,
+                    &t.creator.as_str(),
+                    &t.creator_org.as_str(),
+                    &t.created_at,
+                    &t.replied_at,
+                    &t.closed_at,
+                    &t.deadline,
+                    &seq,
+                    &event_count,
+                    &state,
+                ],
+            )
+            .await
+            .map_err(|e| match err(e) {
+                StorageError::Duplicate { .. } => StorageError::Duplicate { what: "ticket", key: t.sheet_no.to_string() },
+                other => other,
+            })?;
+            0
+        }
+    };
+    let ins_event =
+        c.prepare("INSERT INTO ticket_events (ticket_id, n, body) VALUES ($1, $2, $3)").await.map_err(err)?;
+    let ins_action = c
+        .prepare("INSERT INTO actions (ticket_id, seq, action, code, actor, actor_org, step, at, on_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .await
+        .map_err(err)?;
+    for (i, e) in w.events.iter().enumerate() {
+        let body = serde_json::to_string(e).map_err(|e| StorageError::Backend(e.to_string()))?;
+        let n = first_event + i as i32;
+        c.execute(&ins_event, &[&id, &n, &body]).await.map_err(err)?;
+        if let Event::ActionRecorded(r) = e {
+            let seq = r.seq as i32;
+            let step = r.step.as_ref().map(|s| s.to_string());
+            c.execute(
+                &ins_action,
+                &[
+                    &id,
+                    &seq,
+                    &r.action.as_str(),
+                    &r.code,
+                    &r.actor.as_str(),
+                    &r.actor_org.as_str(),
+                    &step,
+                    &r.at,
+                    &r.on_time,
+                ],
+            )
+            .await
+            .map_err(err)?;
+        }
+    }
+    c.execute("DELETE FROM tasks WHERE ticket_id = $1", &[&id]).await.map_err(err)?;
+    let ins_task = c
+        .prepare(
+            "INSERT INTO tasks (ticket_id, task_no, step, sub_order, grp, assignee, claimed_by, org, side, opened_at, accept_deadline, complete_deadline)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .await
+        .map_err(err)?;
+    for k in &t.tasks {
+        let no = k.no.0 as i32;
+        let sub = i32::from(k.sub_order.0);
+        let grp = k.group.as_ref().map(|g| g.to_string());
+        let assignee = k.assignee.as_ref().map(|u| u.to_string());
+        let claimed = k.claimed_by.as_ref().map(|u| u.to_string());
+        c.execute(
+            &ins_task,
+            &[
+                &id,
+                &no,
+                &k.step.as_str(),
+                &sub,
+                &grp,
+                &assignee,
+                &claimed,
+                &k.org.as_str(),
+                &k.side,
+                &k.opened_at,
+                &k.accept_deadline,
+                &k.complete_deadline,
+            ],
+        )
+        .await
+        .map_err(err)?;
+    }
+    c.execute("DELETE FROM ticket_orgs WHERE ticket_id = $1", &[&id]).await.map_err(err)?;
+    let ins_org = c
+        .prepare("INSERT INTO ticket_orgs (org_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .await
+        .map_err(err)?;
+    for (rel, o) in &s.orgs {
+        c.execute(&ins_org, &[&o.as_str(), rel, &id]).await.map_err(err)?;
+    }
+    c.execute("DELETE FROM ticket_users WHERE ticket_id = $1 AND relation <> 'actor'", &[&id]).await.map_err(err)?;
+    let ins_user = c
+        .prepare("INSERT INTO ticket_users (user_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .await
+        .map_err(err)?;
+    for (rel, u) in &s.users {
+        c.execute(&ins_user, &[&u.as_str(), rel, &id]).await.map_err(err)?;
+    }
+    c.execute(
+        "INSERT INTO ticket_fts (ticket_id, keywords) VALUES ($1, $2) ON CONFLICT (ticket_id) DO UPDATE SET keywords = excluded.keywords",
+        &[&id, &s.keywords],
+    )
+    .await
+    .map_err(err)?;
+    let now = w
+        .events
+        .iter()
+        .find_map(|e| if let Event::ActionRecorded(r) = e { Some(r.at) } else { None })
+        .unwrap_or(t.created_at);
+    for o in &w.outbox {
+        let payload = o.payload.to_string();
+        c.execute(
+            "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+            &[&id, &o.channel, &o.kind, &o.message_id, &payload, &now],
+        )
+        .await
+        .map_err(err)?;
+    }
+    for ch in &w.timers {
+        match ch {
+            TimerChange::Set { task, kind, due } => {
+                let no = task.map_or(0, |t| t.0 as i32);
+                c.execute(
+                    "INSERT INTO timers (ticket_id, task_no, kind, due_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (ticket_id, task_no, kind) DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
+                    &[&id, &no, &timer_kind(*kind), due],
+                )
+                .await
+                .map_err(err)?;
+            }
+            TimerChange::CancelTask { task } => {
+                let no = task.0 as i32;
+                c.execute("DELETE FROM timers WHERE ticket_id = $1 AND task_no = $2", &[&id, &no])
+                    .await
+                    .map_err(err)?;
+            }
+            TimerChange::CancelAll => {
+                c.execute("DELETE FROM timers WHERE ticket_id = $1", &[&id]).await.map_err(err)?;
+            }
+        }
+    }
+    if let Some(idem) = &w.idempotency {
+        c.execute(
+            "INSERT INTO idempotency (key, response, created_at) VALUES ($1, $2, $3)",
+            &[&idem.key, &idem.response, &t.created_at],
+        )
+        .await
+        .map_err(err)?;
+    }
+    Ok(Committed::Written { seq: t.seq })
+}
+
+impl Store for PgStore {
+    async fn migrate(&self, now: Timestamp) -> Result<Vec<String>, StorageError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(err)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7357001)", &[]).await.map_err(err)?;
+        let v: i64 =
+            tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await.map_err(err)?.get(0);
+        if v > SCHEMA_VERSION {
+            return Err(StorageError::SchemaTooNew { database: v, binary: SCHEMA_VERSION });
+        }
+        let mut applied = Vec::new();
+        for (n, name, sql) in MIGRATION_SQL.iter().filter(|(n, _, _)| *n > v) {
+            tx.batch_execute(sql).await.map_err(err)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                &[n, name, &now],
+            )
+            .await
+            .map_err(err)?;
+            applied.push(format!("{n:04}_{name}"));
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(applied)
+    }
+
+    async fn schema_version(&self) -> Result<i64, StorageError> {
+        self.version_now().await
+    }
+
+    async fn reserve_ticket_ids(&self, n: u32) -> Result<std::ops::Range<u64>, StorageError> {
+        let c = self.client().await?;
+        let n = i64::from(n);
+        let row = c
+            .query_one("UPDATE id_blocks SET next = next + $1 WHERE name = 'ticket' RETURNING next - $1", &[&n])
+            .await
+            .map_err(err)?;
+        let start: i64 = row.get(0);
+        Ok(start as u64..(start + n) as u64)
+    }
+
+    async fn commit(&self, w: TicketWrite) -> Result<Committed, StorageError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(err)?;
+        let r = commit_tx(&tx, &w).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(r)
+    }
+
+    async fn idempotent_response(&self, key: &str) -> Result<Option<String>, StorageError> {
+        let c = self.client().await?;
+        Ok(c.query_opt("SELECT response FROM idempotency WHERE key = $1", &[&key])
+            .await
+            .map_err(err)?
+            .map(|r| r.get(0)))
+    }
+
+    async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StorageError> {
+        let c = self.client().await?;
+        let row = c.query_opt("SELECT state FROM tickets WHERE id = $1", &[&(id.0 as i64)]).await.map_err(err)?;
+        row.map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(corrupt)).transpose()
+    }
+
+    async fn ticket_id_by_sheet(&self, sheet_no: &str) -> Result<Option<TicketId>, StorageError> {
+        let c = self.client().await?;
+        let row = c.query_opt("SELECT id FROM tickets WHERE sheet_no = $1", &[&sheet_no]).await.map_err(err)?;
+        Ok(row.map(|r| TicketId(r.get::<_, i64>(0) as u64)))
+    }
+
+    async fn ticket_id_by_css_serial(&self, serial: &str) -> Result<Option<TicketId>, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt("SELECT id FROM tickets WHERE css_serial_no = $1 ORDER BY id DESC LIMIT 1", &[&serial])
+            .await
+            .map_err(err)?;
+        Ok(row.map(|r| TicketId(r.get::<_, i64>(0) as u64)))
+    }
+
+    async fn history(&self, id: TicketId) -> Result<Vec<Event>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT body FROM ticket_events WHERE ticket_id = $1 ORDER BY n", &[&(id.0 as i64)])
+            .await
+            .map_err(err)?;
+        rows.iter().map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(corrupt)).collect()
+    }
+
+    async fn todo(&self, q: &TodoQuery) -> Result<Page<TaskRow>, StorageError> {
+        let c = self.client().await?;
+        let mut b = Builder::new(Dialect::Postgres);
+        let me = b.bind(Param::Text(q.user.to_string()));
+        let mut filter = format!("(k.claimed_by = {me} OR (k.claimed_by IS NULL AND k.assignee = {me})");
+        if !q.groups.is_empty() {
+            let ps: Vec<String> = q.groups.iter().map(|g| b.bind(Param::Text(g.to_string()))).collect();
+            filter.push_str(&format!(
+                " OR (k.claimed_by IS NULL AND k.assignee IS NULL AND k.grp IN ({}))",
+                ps.join(",")
+            ));
+        }
+        filter.push(')');
+        if let Some(p) = &q.process {
+            let p = b.bind(Param::Text(p.clone()));
+            filter.push_str(&format!(" AND t.process = {p}"));
+        }
+        let count_params = to_sql(&b.params);
+        let total: i64 = c
+            .query_one(
+                &format!("SELECT COUNT(*) FROM tasks k JOIN tickets t ON t.id = k.ticket_id WHERE {filter}"),
+                &refs(&count_params),
+            )
+            .await
+            .map_err(err)?
+            .get(0);
+        let lim = b.bind(Param::Int(i64::from(q.page.limit)));
+        let off = b.bind(Param::Int(q.page.offset as i64));
+        let params = to_sql(&b.params);
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT t.id, t.sheet_no, t.title, t.process, t.status, k.task_no, k.step, k.org, k.grp, k.assignee, k.claimed_by,
+                            k.opened_at, k.accept_deadline, k.complete_deadline
+                     FROM tasks k JOIN tickets t ON t.id = k.ticket_id WHERE {filter}
+                     ORDER BY COALESCE(k.complete_deadline, k.opened_at), k.ticket_id, k.task_no LIMIT {lim} OFFSET {off}"
+                ),
+                &refs(&params),
+            )
+            .await
+            .map_err(err)?;
+        let items = rows
+            .iter()
+            .map(|r| TaskRow {
+                ticket_id: TicketId(r.get::<_, i64>(0) as u64),
+                sheet_no: r.get(1),
+                title: r.get(2),
+                process: r.get(3),
+                status: r.get(4),
+                task_no: r.get::<_, i32>(5) as u32,
+                step: r.get(6),
+                org: r.get(7),
+                group: r.get(8),
+                assignee: r.get(9),
+                claimed_by: r.get(10),
+                opened_at: r.get(11),
+                accept_deadline: r.get(12),
+                complete_deadline: r.get(13),
+            })
+            .collect();
+        Ok(Page { items, total: total as u64 })
+    }
+
+    async fn done(&self, q: &DoneQuery) -> Result<Page<TicketRow>, StorageError> {
+        let c = self.client().await?;
+        let user = q.user.to_string();
+        let total: i64 = c
+            .query_one("SELECT COUNT(*) FROM ticket_users WHERE user_id = $1 AND relation = 'actor'", &[&user])
+            .await
+            .map_err(err)?
+            .get(0);
+        let (lim, off) = (i64::from(q.page.limit), q.page.offset as i64);
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {TICKET_COLS} FROM ticket_users u JOIN tickets t ON t.id = u.ticket_id
+                     WHERE u.user_id = $1 AND u.relation = 'actor' ORDER BY t.id DESC LIMIT $2 OFFSET $3"
+                ),
+                &[&user, &lim, &off],
+            )
+            .await
+            .map_err(err)?;
+        Ok(Page { items: rows.iter().map(ticket_row).collect(), total: total as u64 })
+    }
+
+    async fn query(&self, q: &TicketQuery) -> Result<Page<TicketRow>, StorageError> {
+        let c = self.client().await?;
+        let mut b = Builder::new(Dialect::Postgres);
+        let filter = b.ticket_filter(q);
+        let count_params = to_sql(&b.params);
+        let total: i64 = c
+            .query_one(&format!("SELECT COUNT(*) FROM tickets t WHERE {filter}"), &refs(&count_params))
+            .await
+            .map_err(err)?
+            .get(0);
+        let dir = if q.descending { "DESC" } else { "ASC" };
+        let lim = b.bind(Param::Int(i64::from(q.page.limit)));
+        let off = b.bind(Param::Int(q.page.offset as i64));
+        let params = to_sql(&b.params);
+        let rows = c
+            .query(
+                &format!("SELECT {TICKET_COLS} FROM tickets t WHERE {filter} ORDER BY t.{} {dir}, t.id {dir} LIMIT {lim} OFFSET {off}", q.sort.column()),
+                &refs(&params),
+            )
+            .await
+            .map_err(err)?;
+        Ok(Page { items: rows.iter().map(ticket_row).collect(), total: total as u64 })
+    }
+
+    async fn claim_due_timers(
+        &self,
+        node: &str,
+        now: Timestamp,
+        lease_secs: i64,
+        limit: u32,
+    ) -> Result<Vec<DueTimer>, StorageError> {
+        let c = self.client().await?;
+        let until = now + chrono::TimeDelta::seconds(lease_secs);
+        let limit = i64::from(limit);
+        let rows = c
+            .query(
+                "WITH due AS (
+                   SELECT ticket_id, task_no, kind FROM timers
+                   WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
+                   ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 UPDATE timers SET lease_owner = $3, lease_until = $4
+                 FROM due WHERE timers.ticket_id = due.ticket_id AND timers.task_no = due.task_no AND timers.kind = due.kind
+                 RETURNING timers.ticket_id, timers.task_no, timers.kind, timers.due_at",
+                &[&now, &limit, &node, &until],
+            )
+            .await
+            .map_err(err)?;
+        let mut out: Vec<DueTimer> = rows
+            .iter()
+            .map(|r| {
+                let task: i32 = r.get(1);
+                DueTimer {
+                    ticket_id: TicketId(r.get::<_, i64>(0) as u64),
+                    task: (task != 0).then_some(TaskNo(task as u32)),
+                    kind: if r.get::<_, String>(2) == "accept" {
+                        eoms_domain::engine::TimerKind::Accept
+                    } else {
+                        eoms_domain::engine::TimerKind::Complete
+                    },
+                    due: r.get(3),
+                }
+            })
+            .collect();
+        out.sort_by_key(|t| t.due);
+        Ok(out)
+    }
+
+    async fn timer_fired(&self, t: &DueTimer) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        let no = t.task.map_or(0, |x| x.0 as i32);
+        c.execute(
+            "DELETE FROM timers WHERE ticket_id = $1 AND task_no = $2 AND kind = $3 AND due_at = $4",
+            &[&(t.ticket_id.0 as i64), &no, &timer_kind(t.kind), &t.due],
+        )
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn claim_outbox(
+        &self,
+        node: &str,
+        now: Timestamp,
+        lease_secs: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StorageError> {
+        let c = self.client().await?;
+        let until = now + chrono::TimeDelta::seconds(lease_secs);
+        let limit = i64::from(limit);
+        let rows = c
+            .query(
+                &format!(
+                    "WITH c AS (
+                       SELECT o.id FROM outbox o
+                       WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)
+                         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered')
+                       ORDER BY o.next_attempt_at, o.id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                     UPDATE outbox SET lease_owner = $3, lease_until = $4 FROM c WHERE outbox.id = c.id
+                     RETURNING {}",
+                    OUTBOX_COLS.split(", ").map(|c| format!("outbox.{c}")).collect::<Vec<_>>().join(", ")
+                ),
+                &[&now, &limit, &node, &until],
+            )
+            .await
+            .map_err(err)?;
+        let mut out: Vec<OutboxRow> = rows.iter().map(outbox_row).collect();
+        out.sort_by_key(|o| o.id);
+        Ok(out)
+    }
+
+    async fn outbox_delivered(&self, id: i64, at: Timestamp) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE outbox SET status = 'delivered', delivered_at = $2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = $1",
+            &[&id, &at],
+        )
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: Timestamp,
+        dead: bool,
+    ) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        let status = if dead { "dead" } else { "pending" };
+        c.execute(
+            "UPDATE outbox SET status = $2, attempts = attempts + 1, last_error = $3, next_attempt_at = $4, lease_owner = NULL, lease_until = NULL WHERE id = $1",
+            &[&id, &status, &error, &next_attempt_at],
+        )
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn outbox(&self, ticket: TicketId) -> Result<Vec<OutboxRow>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(&format!("SELECT {OUTBOX_COLS} FROM outbox WHERE ticket_id = $1 ORDER BY id"), &[&(ticket.0 as i64)])
+            .await
+            .map_err(err)?;
+        Ok(rows.iter().map(outbox_row).collect())
+    }
+
+    async fn save_process(&self, p: &StoredProcess) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        let version = p.version as i32;
+        c.execute(
+            "INSERT INTO processes (key, version, source, created_at) VALUES ($1, $2, $3, $4)",
+            &[&p.key, &version, &p.source, &p.created_at],
+        )
+        .await
+        .map_err(|e| match err(e) {
+            StorageError::Duplicate { .. } => {
+                StorageError::Duplicate { what: "process version", key: format!("{} v{}", p.key, p.version) }
+            }
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn processes(&self) -> Result<Vec<StoredProcess>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT key, version, source, created_at FROM processes ORDER BY key, version", &[])
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredProcess {
+                key: r.get(0),
+                version: r.get::<_, i32>(1) as u32,
+                source: r.get(2),
+                created_at: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn save_directory(&self, d: &Directory) -> Result<(), StorageError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(err)?;
+        let json = |v: &dyn ErasedSer| v.json();
+        tx.batch_execute("DELETE FROM sub_role_members; DELETE FROM sub_roles; DELETE FROM function_roles; DELETE FROM org_units; UPDATE users SET position = -1;")
+            .await
+            .map_err(err)?;
+        for (i, u) in d.units.iter().enumerate() {
+            let (i, kind, parent) =
+                (i as i32, json(&u.kind).trim_matches('"').to_string(), u.parent.as_ref().map(|p| p.to_string()));
+            tx.execute(
+                "INSERT INTO org_units (id, name, name_en, kind, parent, position) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&u.id.as_str(), &u.name, &u.name_en, &kind, &parent, &i],
+            )
+            .await
+            .map_err(err)?;
+        }
+        for (i, r) in d.function_roles.iter().enumerate() {
+            let (i, perms, scope) = (i as i32, json(&r.permissions), json(&r.scope).trim_matches('"').to_string());
+            tx.execute(
+                "INSERT INTO function_roles (key, name, permissions, scope, position) VALUES ($1, $2, $3, $4, $5)",
+                &[&r.key.as_str(), &r.name, &perms, &scope, &i],
+            )
+            .await
+            .map_err(err)?;
+        }
+        for (i, u) in d.users.iter().enumerate() {
+            let (i, roles) = (i as i32, json(&u.function_roles));
+            tx.execute(
+                "INSERT INTO users (id, name, org, function_roles, active, position) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, org = excluded.org, function_roles = excluded.function_roles,
+                 active = excluded.active, position = excluded.position",
+                &[&u.id.as_str(), &u.name, &u.org.as_str(), &roles, &u.active, &i],
+            )
+            .await
+            .map_err(err)?;
+        }
+        tx.execute("DELETE FROM users WHERE position = -1", &[]).await.map_err(err)?;
+        for (i, s) in d.sub_roles.iter().enumerate() {
+            let (i, dims) = (i as i32, json(&s.dims));
+            let region = s.region.as_ref().map(|r| r.to_string());
+            let leader = s.leader.as_ref().map(|u| u.to_string());
+            tx.execute(
+                "INSERT INTO sub_roles (id, name, flow_role, region, dims, leader, is_default, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&s.id.as_str(), &s.name, &s.flow_role.as_str(), &region, &dims, &leader, &s.default, &i],
+            )
+            .await
+            .map_err(err)?;
+            for (j, m) in s.members.iter().enumerate() {
+                let j = j as i32;
+                tx.execute(
+                    "INSERT INTO sub_role_members (sub_role, user_id, position) VALUES ($1, $2, $3)",
+                    &[&s.id.as_str(), &m.as_str(), &j],
+                )
+                .await
+                .map_err(err)?;
+            }
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn directory(&self) -> Result<Directory, StorageError> {
+        use eoms_domain::org::{FunctionRole, OrgUnit, SubRole, User};
+        let c = self.client().await?;
+        let q = |v: String| format!("\"{v}\"");
+        let units = c
+            .query("SELECT id, name, name_en, kind, parent FROM org_units ORDER BY position", &[])
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| {
+                Ok(OrgUnit {
+                    id: r.get::<_, String>(0).as_str().into(),
+                    name: r.get(1),
+                    name_en: r.get(2),
+                    kind: serde_json::from_str(&q(r.get(3))).map_err(corrupt)?,
+                    parent: r.get::<_, Option<String>>(4).map(|p| p.as_str().into()),
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let function_roles = c
+            .query("SELECT key, name, permissions, scope FROM function_roles ORDER BY position", &[])
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| {
+                Ok(FunctionRole {
+                    key: r.get::<_, String>(0).as_str().into(),
+                    name: r.get(1),
+                    permissions: serde_json::from_str(&r.get::<_, String>(2)).map_err(corrupt)?,
+                    scope: serde_json::from_str(&q(r.get(3))).map_err(corrupt)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let users = c
+            .query("SELECT id, name, org, function_roles, active FROM users ORDER BY position", &[])
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| {
+                Ok(User {
+                    id: r.get::<_, String>(0).as_str().into(),
+                    name: r.get(1),
+                    org: r.get::<_, String>(2).as_str().into(),
+                    function_roles: serde_json::from_str(&r.get::<_, String>(3)).map_err(corrupt)?,
+                    active: r.get(4),
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let mut members: std::collections::BTreeMap<String, Vec<eoms_domain::ids::UserId>> = Default::default();
+        for r in c
+            .query("SELECT sub_role, user_id FROM sub_role_members ORDER BY sub_role, position", &[])
+            .await
+            .map_err(err)?
+        {
+            members.entry(r.get(0)).or_default().push(r.get::<_, String>(1).as_str().into());
+        }
+        let sub_roles = c
+            .query("SELECT id, name, flow_role, region, dims, leader, is_default FROM sub_roles ORDER BY position", &[])
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| {
+                let id: String = r.get(0);
+                Ok(SubRole {
+                    members: members.remove(&id).unwrap_or_default(),
+                    id: id.as_str().into(),
+                    name: r.get(1),
+                    flow_role: r.get::<_, String>(2).as_str().into(),
+                    region: r.get::<_, Option<String>>(3).map(|x| x.as_str().into()),
+                    dims: serde_json::from_str(&r.get::<_, String>(4)).map_err(corrupt)?,
+                    leader: r.get::<_, Option<String>>(5).map(|x| x.as_str().into()),
+                    default: r.get(6),
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        Ok(Directory { units, function_roles, users, sub_roles })
+    }
+
+    async fn integrity_check(&self) -> Result<(), StorageError> {
+        // PostgreSQL keeps its own consistency; check that every ticket's history is complete.
+        let c = self.client().await?;
+        let bad: i64 = c
+            .query_one(
+                "SELECT COUNT(*) FROM tickets t WHERE t.event_count <> (SELECT COUNT(*) FROM ticket_events e WHERE e.ticket_id = t.id)",
+                &[],
+            )
+            .await
+            .map_err(err)?
+            .get(0);
+        if bad == 0 { Ok(()) } else { Err(StorageError::Corrupt(format!("{bad} ticket(s) with incomplete history"))) }
+    }
+}
+
+trait ErasedSer {
+    fn json(&self) -> String;
+}
+impl<T: serde::Serialize> ErasedSer for T {
+    fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,341 @@
+//! eoms' embedded default storage: one SQLite file in the data directory, nothing to install.
+//!
+//! Durability and throughput together: WAL with `synchronous=FULL`, and **group commit** — one
+//! writer thread takes every write request that is waiting, runs each in its own savepoint inside
+//! one transaction, and commits them with one fsync. A request that fails rolls back its own
+//! savepoint and fails alone; the others commit. Every write (actions, timer and outbox claims,
+//! configuration) goes through the writer, so claims are atomic without row locks. Reads use a
+//! small pool of read-only connections on the blocking thread pool (WAL lets them run while the
+//! writer writes).
+
+mod read;
+mod write;
+
+use eoms_domain::ids::TicketId;
+use eoms_domain::{Event, Ticket};
+use eoms_store::*;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+
+const MIGRATION_SQL: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+
+/// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
+/// succeeded and what to do once the batch's commit is known.
+type Work = Box<dyn FnOnce(&Connection) -> (bool, Done) + Send>;
+type Done = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+
+pub struct SqliteStore {
+    writer: Mutex<mpsc::Sender<Work>>,
+    readers: Arc<ReadPool>,
+    path: PathBuf,
+}
+
+struct ReadPool {
+    conns: Mutex<Vec<Connection>>,
+    ready: Condvar,
+}
+
+pub(crate) fn err(e: rusqlite::Error) -> StorageError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, msg) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            StorageError::Duplicate { what: "row", key: msg.clone().unwrap_or_default() }
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::DatabaseBusy) =>
+        {
+            StorageError::Unavailable(e.to_string())
+        }
+        _ => StorageError::Backend(e.to_string()),
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StorageError> {
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+    )
+    .map_err(err)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file. Refuses a schema newer than this binary.
+    /// Call [`Store::migrate`] before use on a new or older database.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StorageError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::Unavailable(format!("{}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(&path).map_err(err)?;
+        configure(&conn)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);",
+        )
+        .map_err(err)?;
+        let v = current_version(&conn)?;
+        if v > SCHEMA_VERSION {
+            return Err(StorageError::SchemaTooNew { database: v, binary: SCHEMA_VERSION });
+        }
+        let (tx, rx) = mpsc::channel::<Work>();
+        std::thread::Builder::new()
+            .name("eoms-sqlite-writer".into())
+            .spawn(move || write::writer_loop(conn, rx))
+            .map_err(|e| StorageError::Backend(e.to_string()))?;
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            let c =
+                Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                    .map_err(err)?;
+            c.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;").map_err(err)?;
+            conns.push(c);
+        }
+        Ok(SqliteStore {
+            writer: Mutex::new(tx),
+            readers: Arc::new(ReadPool { conns: Mutex::new(conns), ready: Condvar::new() }),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in the writer's batch transaction and waits for the batch's commit.
+    async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StorageError> + Send + 'static,
+    ) -> Result<R, StorageError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let work: Work = Box::new(move |conn| {
+            let r = f(conn);
+            let ok = r.is_ok();
+            let done: Done = Box::new(move |commit| {
+                let _ = tx.send(match (r, commit) {
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                });
+            });
+            (ok, done)
+        });
+        self.writer
+            .lock()
+            .map_err(|_| StorageError::Backend("writer lock poisoned".into()))?
+            .send(work)
+            .map_err(|_| StorageError::Unavailable("the writer has stopped".into()))?;
+        rx.await.map_err(|_| StorageError::Unavailable("the writer has stopped".into()))?
+    }
+
+    /// Runs `f` on a read connection on the blocking pool.
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StorageError> + Send + 'static,
+    ) -> Result<R, StorageError> {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = {
+                let mut g = pool.conns.lock().map_err(|_| StorageError::Backend("read pool poisoned".into()))?;
+                loop {
+                    if let Some(c) = g.pop() {
+                        break c;
+                    }
+                    g = pool.ready.wait(g).map_err(|_| StorageError::Backend("read pool poisoned".into()))?;
+                }
+            };
+            let r = f(&conn);
+            if let Ok(mut g) = pool.conns.lock() {
+                g.push(conn);
+            }
+            pool.ready.notify_one();
+            r
+        })
+        .await
+        .map_err(|e| StorageError::Backend(e.to_string()))?
+    }
+}
+
+fn current_version(conn: &Connection) -> Result<i64, StorageError> {
+    conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0)).map_err(err)
+}
+
+impl Store for SqliteStore {
+    async fn migrate(&self, now: Timestamp) -> Result<Vec<String>, StorageError> {
+        self.write(move |conn| {
+            let v = current_version(conn)?;
+            if v > SCHEMA_VERSION {
+                return Err(StorageError::SchemaTooNew { database: v, binary: SCHEMA_VERSION });
+            }
+            let mut applied = Vec::new();
+            for (n, name, sql) in MIGRATION_SQL.iter().filter(|(n, _, _)| *n > v) {
+                conn.execute_batch(sql).map_err(err)?;
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![n, name, write::ms(&now)],
+                )
+                .map_err(err)?;
+                applied.push(format!("{n:04}_{name}"));
+            }
+            Ok(applied)
+        })
+        .await
+    }
+
+    async fn schema_version(&self) -> Result<i64, StorageError> {
+        self.read(current_version).await
+    }
+
+    async fn reserve_ticket_ids(&self, n: u32) -> Result<std::ops::Range<u64>, StorageError> {
+        self.write(move |c| {
+            let next: i64 =
+                c.query_row("SELECT next FROM id_blocks WHERE name = 'ticket'", [], |r| r.get(0)).map_err(err)?;
+            c.execute("UPDATE id_blocks SET next = ?1 WHERE name = 'ticket'", [next + i64::from(n)]).map_err(err)?;
+            Ok(next as u64..(next as u64 + u64::from(n)))
+        })
+        .await
+    }
+
+    async fn commit(&self, w: TicketWrite) -> Result<Committed, StorageError> {
+        self.write(move |c| write::commit(c, &w)).await
+    }
+
+    async fn idempotent_response(&self, key: &str) -> Result<Option<String>, StorageError> {
+        let key = key.to_string();
+        self.read(move |c| {
+            c.query_row("SELECT response FROM idempotency WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(err)
+        })
+        .await
+    }
+
+    async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StorageError> {
+        self.read(move |c| read::ticket(c, id)).await
+    }
+
+    async fn ticket_id_by_sheet(&self, sheet_no: &str) -> Result<Option<TicketId>, StorageError> {
+        let s = sheet_no.to_string();
+        self.read(move |c| read::id_by(c, "sheet_no", &s)).await
+    }
+
+    async fn ticket_id_by_css_serial(&self, serial: &str) -> Result<Option<TicketId>, StorageError> {
+        let s = serial.to_string();
+        self.read(move |c| read::id_by(c, "css_serial_no", &s)).await
+    }
+
+    async fn history(&self, id: TicketId) -> Result<Vec<Event>, StorageError> {
+        self.read(move |c| read::history(c, id)).await
+    }
+
+    async fn todo(&self, q: &TodoQuery) -> Result<Page<TaskRow>, StorageError> {
+        let q = q.clone();
+        self.read(move |c| read::todo(c, &q)).await
+    }
+
+    async fn done(&self, q: &DoneQuery) -> Result<Page<TicketRow>, StorageError> {
+        let q = q.clone();
+        self.read(move |c| read::done(c, &q)).await
+    }
+
+    async fn query(&self, q: &TicketQuery) -> Result<Page<TicketRow>, StorageError> {
+        let q = q.clone();
+        self.read(move |c| read::query(c, &q)).await
+    }
+
+    async fn claim_due_timers(
+        &self,
+        node: &str,
+        now: Timestamp,
+        lease_secs: i64,
+        limit: u32,
+    ) -> Result<Vec<DueTimer>, StorageError> {
+        let node = node.to_string();
+        self.write(move |c| write::claim_timers(c, &node, now, lease_secs, limit)).await
+    }
+
+    async fn timer_fired(&self, t: &DueTimer) -> Result<(), StorageError> {
+        let t = t.clone();
+        self.write(move |c| write::timer_fired(c, &t)).await
+    }
+
+    async fn claim_outbox(
+        &self,
+        node: &str,
+        now: Timestamp,
+        lease_secs: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StorageError> {
+        let node = node.to_string();
+        self.write(move |c| write::claim_outbox(c, &node, now, lease_secs, limit)).await
+    }
+
+    async fn outbox_delivered(&self, id: i64, at: Timestamp) -> Result<(), StorageError> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE outbox SET status = 'delivered', delivered_at = ?2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+                rusqlite::params![id, write::ms(&at)],
+            )
+            .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: Timestamp,
+        dead: bool,
+    ) -> Result<(), StorageError> {
+        let error = error.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE outbox SET status = ?2, attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+                rusqlite::params![id, if dead { "dead" } else { "pending" }, error, write::ms(&next_attempt_at)],
+            )
+            .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox(&self, ticket: TicketId) -> Result<Vec<OutboxRow>, StorageError> {
+        self.read(move |c| read::outbox(c, ticket)).await
+    }
+
+    async fn save_process(&self, p: &StoredProcess) -> Result<(), StorageError> {
+        let p = p.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO processes (key, version, source, created_at) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![p.key, p.version, p.source, write::ms(&p.created_at)],
+            )
+            .map_err(|e| match err(e) {
+                StorageError::Duplicate { .. } => {
+                    StorageError::Duplicate { what: "process version", key: format!("{} v{}", p.key, p.version) }
+                }
+                other => other,
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn processes(&self) -> Result<Vec<StoredProcess>, StorageError> {
+        self.read(read::processes).await
+    }
+
+    async fn save_directory(&self, d: &eoms_domain::org::Directory) -> Result<(), StorageError> {
+        let d = d.clone();
+        self.write(move |c| write::save_directory(c, &d)).await
+    }
+
+    async fn directory(&self) -> Result<eoms_domain::org::Directory, StorageError> {
+        self.read(read::directory).await
+    }
+
+    async fn integrity_check(&self) -> Result<(), StorageError> {
+        self.read(|c| {
+            let r: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(err)?;
+            if r == "ok" { Ok(()) } else { Err(StorageError::Corrupt(r)) }
+        })
+        .await
+    }
+}

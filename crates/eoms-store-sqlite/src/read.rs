@@ -1,0 +1,360 @@
+//! Reads: tickets, history, to-do, done, the ticket query, outbox, configuration.
+
+use crate::err;
+use crate::write::from_ms;
+use eoms_domain::ids::TicketId;
+use eoms_domain::org::Directory;
+use eoms_domain::{Event, Ticket};
+use eoms_store::*;
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+
+fn corrupt(e: serde_json::Error) -> StorageError {
+    StorageError::Corrupt(e.to_string())
+}
+
+pub(crate) fn ticket(c: &Connection, id: TicketId) -> Result<Option<Ticket>, StorageError> {
+    let s: Option<String> = c
+        .prepare_cached("SELECT state FROM tickets WHERE id = ?1")
+        .map_err(err)?
+        .query_row([id.0 as i64], |r| r.get(0))
+        .optional()
+        .map_err(err)?;
+    s.map(|s| serde_json::from_str(&s).map_err(corrupt)).transpose()
+}
+
+pub(crate) fn id_by(c: &Connection, column: &str, v: &str) -> Result<Option<TicketId>, StorageError> {
+    let sql = format!("SELECT id FROM tickets WHERE {column} = ?1 ORDER BY id DESC LIMIT 1");
+    c.prepare_cached(&sql)
+        .map_err(err)?
+        .query_row([v], |r| r.get::<_, i64>(0))
+        .optional()
+        .map_err(err)
+        .map(|o| o.map(|i| TicketId(i as u64)))
+}
+
+pub(crate) fn history(c: &Connection, id: TicketId) -> Result<Vec<Event>, StorageError> {
+    let mut st = c.prepare_cached("SELECT body FROM ticket_events WHERE ticket_id = ?1 ORDER BY n").map_err(err)?;
+    let rows = st.query_map([id.0 as i64], |r| r.get::<_, String>(0)).map_err(err)?;
+    rows.map(|r| r.map_err(err).and_then(|s| serde_json::from_str(&s).map_err(corrupt))).collect()
+}
+
+fn opt_time(r: &Row, i: usize) -> rusqlite::Result<Option<Timestamp>> {
+    Ok(r.get::<_, Option<i64>>(i)?.map(from_ms))
+}
+
+pub(crate) fn todo(c: &Connection, q: &TodoQuery) -> Result<Page<TaskRow>, StorageError> {
+    // Claimed by me; or assigned to me and not claimed; or ready in one of my groups.
+    let mut args: Vec<Sql> = vec![Sql::Text(q.user.to_string())];
+    let groups: Vec<String> = q.groups.iter().map(|g| g.to_string()).collect();
+    let placeholders: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            args.push(Sql::Text(g.clone()));
+            format!("?{}", args.len())
+        })
+        .collect();
+    let group_cond = if placeholders.is_empty() {
+        String::new()
+    } else {
+        format!(" OR (k.claimed_by IS NULL AND k.assignee IS NULL AND k.grp IN ({}))", placeholders.join(","))
+    };
+    let mut filter = format!("(k.claimed_by = ?1 OR (k.claimed_by IS NULL AND k.assignee = ?1){group_cond})");
+    if let Some(p) = &q.process {
+        args.push(Sql::Text(p.clone()));
+        filter.push_str(&format!(" AND t.process = ?{}", args.len()));
+    }
+    let total: i64 = c
+        .query_row(
+            &format!("SELECT COUNT(*) FROM tasks k JOIN tickets t ON t.id = k.ticket_id WHERE {filter}"),
+            params_from_iter(args.iter()),
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    args.push(Sql::Integer(i64::from(q.page.limit)));
+    let lim = args.len();
+    args.push(Sql::Integer(q.page.offset as i64));
+    let off = args.len();
+    let sql = format!(
+        "SELECT t.id, t.sheet_no, t.title, t.process, t.status, k.task_no, k.step, k.org, k.grp, k.assignee, k.claimed_by,
+                k.opened_at, k.accept_deadline, k.complete_deadline
+         FROM tasks k JOIN tickets t ON t.id = k.ticket_id WHERE {filter}
+         ORDER BY COALESCE(k.complete_deadline, k.opened_at), k.ticket_id, k.task_no LIMIT ?{lim} OFFSET ?{off}"
+    );
+    let mut st = c.prepare(&sql).map_err(err)?;
+    let items = st
+        .query_map(params_from_iter(args.iter()), |r| {
+            Ok(TaskRow {
+                ticket_id: TicketId(r.get::<_, i64>(0)? as u64),
+                sheet_no: r.get(1)?,
+                title: r.get(2)?,
+                process: r.get(3)?,
+                status: r.get(4)?,
+                task_no: r.get(5)?,
+                step: r.get(6)?,
+                org: r.get(7)?,
+                group: r.get(8)?,
+                assignee: r.get(9)?,
+                claimed_by: r.get(10)?,
+                opened_at: from_ms(r.get(11)?),
+                accept_deadline: opt_time(r, 12)?,
+                complete_deadline: opt_time(r, 13)?,
+            })
+        })
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    Ok(Page { items, total: total as u64 })
+}
+
+const TICKET_COLS: &str =
+    "t.id, t.sheet_no, t.css_serial_no, t.process, t.span, t.status, t.title, t.msisdn, t.complaint_source,
+    t.category, t.province, t.city, t.urgency, t.creator, t.created_at, t.deadline, t.replied_at, t.closed_at";
+
+fn ticket_row(r: &Row) -> rusqlite::Result<TicketRow> {
+    Ok(TicketRow {
+        id: TicketId(r.get::<_, i64>(0)? as u64),
+        sheet_no: r.get(1)?,
+        css_serial_no: r.get(2)?,
+        process: r.get(3)?,
+        span: r.get(4)?,
+        status: r.get(5)?,
+        title: r.get(6)?,
+        msisdn: r.get(7)?,
+        complaint_source: r.get(8)?,
+        category: r.get(9)?,
+        province: r.get(10)?,
+        city: r.get(11)?,
+        urgency: r.get(12)?,
+        creator: r.get(13)?,
+        created_at: from_ms(r.get(14)?),
+        deadline: opt_time(r, 15)?,
+        replied_at: opt_time(r, 16)?,
+        closed_at: opt_time(r, 17)?,
+    })
+}
+
+pub(crate) fn done(c: &Connection, q: &DoneQuery) -> Result<Page<TicketRow>, StorageError> {
+    let user = q.user.to_string();
+    let total: i64 = c
+        .query_row("SELECT COUNT(*) FROM ticket_users WHERE user_id = ?1 AND relation = 'actor'", [&user], |r| r.get(0))
+        .map_err(err)?;
+    let sql = format!(
+        "SELECT {TICKET_COLS} FROM ticket_users u JOIN tickets t ON t.id = u.ticket_id
+         WHERE u.user_id = ?1 AND u.relation = 'actor' ORDER BY t.id DESC LIMIT ?2 OFFSET ?3"
+    );
+    let items = c
+        .prepare(&sql)
+        .map_err(err)?
+        .query_map(params![user, q.page.limit, q.page.offset as i64], ticket_row)
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    Ok(Page { items, total: total as u64 })
+}
+
+fn sql_params(b: eoms_store::sql::Builder) -> Vec<Sql> {
+    use eoms_store::sql::Param;
+    b.params
+        .into_iter()
+        .map(|p| match p {
+            Param::Text(s) => Sql::Text(s),
+            Param::Int(i) => Sql::Integer(i),
+            Param::Time(t) => Sql::Integer(t.timestamp_millis()),
+        })
+        .collect()
+}
+
+pub(crate) fn query(c: &Connection, q: &TicketQuery) -> Result<Page<TicketRow>, StorageError> {
+    let mut b = eoms_store::sql::Builder::new(eoms_store::sql::Dialect::Sqlite);
+    let filter = b.ticket_filter(q);
+    let mut args = sql_params(b);
+    let total: i64 = c
+        .query_row(&format!("SELECT COUNT(*) FROM tickets t WHERE {filter}"), params_from_iter(args.iter()), |r| {
+            r.get(0)
+        })
+        .map_err(err)?;
+    let dir = if q.descending { "DESC" } else { "ASC" };
+    args.push(Sql::Integer(i64::from(q.page.limit)));
+    let lim = args.len();
+    args.push(Sql::Integer(q.page.offset as i64));
+    let off = args.len();
+    let sql = format!(
+        "SELECT {TICKET_COLS} FROM tickets t WHERE {filter} ORDER BY t.{} {dir}, t.id {dir} LIMIT ?{lim} OFFSET ?{off}",
+        q.sort.column()
+    );
+    let items = c
+        .prepare(&sql)
+        .map_err(err)?
+        .query_map(params_from_iter(args.iter()), ticket_row)
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    Ok(Page { items, total: total as u64 })
+}
+
+const OUTBOX_COLS: &str =
+    "id, ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, last_error, created_at";
+
+fn outbox_from(r: &Row) -> rusqlite::Result<(OutboxRow, String)> {
+    let status: String = r.get(6)?;
+    Ok((
+        OutboxRow {
+            id: r.get(0)?,
+            ticket_id: TicketId(r.get::<_, i64>(1)? as u64),
+            channel: r.get(2)?,
+            kind: r.get(3)?,
+            message_id: r.get(4)?,
+            payload: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or(serde_json::Value::Null),
+            status: OutboxStatus::parse(&status).unwrap_or(OutboxStatus::Pending),
+            attempts: r.get(7)?,
+            next_attempt_at: from_ms(r.get(8)?),
+            last_error: r.get(9)?,
+            created_at: from_ms(r.get(10)?),
+        },
+        status,
+    ))
+}
+
+pub(crate) fn outbox_row(c: &Connection, id: i64) -> Result<OutboxRow, StorageError> {
+    c.query_row(&format!("SELECT {OUTBOX_COLS} FROM outbox WHERE id = ?1"), [id], outbox_from)
+        .map(|(r, _)| r)
+        .map_err(err)
+}
+
+pub(crate) fn outbox(c: &Connection, t: TicketId) -> Result<Vec<OutboxRow>, StorageError> {
+    c.prepare(&format!("SELECT {OUTBOX_COLS} FROM outbox WHERE ticket_id = ?1 ORDER BY id"))
+        .map_err(err)?
+        .query_map([t.0 as i64], outbox_from)
+        .map_err(err)?
+        .map(|r| r.map(|(row, _)| row).map_err(err))
+        .collect()
+}
+
+pub(crate) fn processes(c: &Connection) -> Result<Vec<StoredProcess>, StorageError> {
+    c.prepare("SELECT key, version, source, created_at FROM processes ORDER BY key, version")
+        .map_err(err)?
+        .query_map([], |r| {
+            Ok(StoredProcess { key: r.get(0)?, version: r.get(1)?, source: r.get(2)?, created_at: from_ms(r.get(3)?) })
+        })
+        .map_err(err)?
+        .collect::<Result<_, _>>()
+        .map_err(err)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StorageError> {
+    serde_json::from_str(s).map_err(corrupt)
+}
+
+fn quoted(s: String) -> String {
+    format!("\"{s}\"")
+}
+
+pub(crate) fn directory(c: &Connection) -> Result<Directory, StorageError> {
+    use eoms_domain::org::{FunctionRole, OrgUnit, SubRole, User};
+    let units = c
+        .prepare("SELECT id, name, name_en, kind, parent FROM org_units ORDER BY position")
+        .map_err(err)?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .map_err(err)?
+        .map(|row| {
+            let (id, name, name_en, kind, parent) = row.map_err(err)?;
+            Ok(OrgUnit {
+                id: id.as_str().into(),
+                name,
+                name_en,
+                kind: from_json(&quoted(kind))?,
+                parent: parent.map(|p| p.as_str().into()),
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    let function_roles = c
+        .prepare("SELECT key, name, permissions, scope FROM function_roles ORDER BY position")
+        .map_err(err)?
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        })
+        .map_err(err)?
+        .map(|row| {
+            let (key, name, perms, scope) = row.map_err(err)?;
+            Ok(FunctionRole {
+                key: key.as_str().into(),
+                name,
+                permissions: from_json(&perms)?,
+                scope: from_json(&quoted(scope))?,
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    let users = c
+        .prepare("SELECT id, name, org, function_roles, active FROM users ORDER BY position")
+        .map_err(err)?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, bool>(4)?,
+            ))
+        })
+        .map_err(err)?
+        .map(|row| {
+            let (id, name, org, roles, active) = row.map_err(err)?;
+            Ok(User {
+                id: id.as_str().into(),
+                name,
+                org: org.as_str().into(),
+                function_roles: from_json(&roles)?,
+                active,
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    let mut members: std::collections::BTreeMap<String, Vec<eoms_domain::ids::UserId>> = Default::default();
+    for row in c
+        .prepare("SELECT sub_role, user_id FROM sub_role_members ORDER BY sub_role, position")
+        .map_err(err)?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(err)?
+    {
+        let (s, u) = row.map_err(err)?;
+        members.entry(s).or_default().push(u.as_str().into());
+    }
+    let sub_roles = c
+        .prepare("SELECT id, name, flow_role, region, dims, leader, is_default FROM sub_roles ORDER BY position")
+        .map_err(err)?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, bool>(6)?,
+            ))
+        })
+        .map_err(err)?
+        .map(|row| {
+            let (id, name, flow_role, region, dims, leader, default) = row.map_err(err)?;
+            Ok(SubRole {
+                members: members.remove(&id).unwrap_or_default(),
+                id: id.as_str().into(),
+                name,
+                flow_role: flow_role.as_str().into(),
+                region: region.map(|r| r.as_str().into()),
+                dims: from_json(&dims)?,
+                leader: leader.map(|l| l.as_str().into()),
+                default,
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    Ok(Directory { units, function_roles, users, sub_roles })
+}

@@ -1,0 +1,474 @@
+//! The writer thread (group commit) and every write.
+
+use crate::{Done, Work, err};
+use eoms_domain::engine::TimerKind;
+use eoms_domain::ids::{TaskNo, TicketId};
+use eoms_domain::org::Directory;
+use eoms_domain::{Event, Ticket};
+use eoms_store::*;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::mpsc;
+
+/// The most requests one commit carries.
+const MAX_BATCH: usize = 512;
+
+pub(crate) fn ms(t: &Timestamp) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(v: i64) -> Timestamp {
+    chrono::DateTime::from_timestamp_millis(v).unwrap_or_default()
+}
+
+pub(crate) fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let mut done: Vec<Done> = Vec::with_capacity(batch.len());
+        let begin = conn.execute_batch("BEGIN IMMEDIATE");
+        if let Err(e) = begin {
+            let e = err(e);
+            for w in batch {
+                // Run nothing; tell each request the batch could not start.
+                let (_, d) = w(&conn);
+                done.push(d);
+            }
+            let _ = conn.execute_batch("ROLLBACK");
+            for d in done {
+                d(Err(e.clone()));
+            }
+            continue;
+        }
+        for w in batch {
+            if let Err(e) = conn.execute_batch("SAVEPOINT req") {
+                let e = err(e);
+                let (_, d) = w(&conn);
+                d(Err(e));
+                continue;
+            }
+            let (ok, d) = w(&conn);
+            let end = if ok { "RELEASE req" } else { "ROLLBACK TO req; RELEASE req" };
+            if let Err(e) = conn.execute_batch(end) {
+                let _ = conn.execute_batch("ROLLBACK");
+                d(Err(err(e)));
+                continue;
+            }
+            done.push(d);
+        }
+        let result = conn.execute_batch("COMMIT").map_err(err);
+        if result.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for d in done {
+            d(result.clone());
+        }
+    }
+}
+
+fn state_json(t: &Ticket) -> Result<String, StorageError> {
+    serde_json::to_string(t).map_err(|e| StorageError::Backend(e.to_string()))
+}
+
+fn opt_ms(t: Option<Timestamp>) -> Option<i64> {
+    t.as_ref().map(ms)
+}
+
+pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, StorageError> {
+    if let Some(idem) = &w.idempotency {
+        let seen: Option<String> = c
+            .query_row("SELECT response FROM idempotency WHERE key = ?1", [&idem.key], |r| r.get(0))
+            .optional()
+            .map_err(err)?;
+        if let Some(response) = seen {
+            return Ok(Committed::Replayed { response });
+        }
+    }
+    let t = &w.ticket;
+    let id = t.id.0 as i64;
+    let s = &w.summary;
+    let first_event: i64 = match w.expected_seq {
+        Some(expected) => {
+            let row: Option<(u32, i64)> = c
+                .query_row("SELECT seq, event_count FROM tickets WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(err)?;
+            let (actual, events) = row.ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
+            if actual != expected {
+                return Err(StorageError::Conflict { ticket: t.id.0, expected, actual });
+            }
+            c.prepare_cached(
+                "UPDATE tickets SET css_serial_no = ?2, span = ?3, status = ?4, title = ?5, msisdn = ?6, complaint_source = ?7,
+                 category = ?8, urgency = ?9, customer_level = ?10, network_type = ?11, satisfaction = ?12, province = ?13,
+                 city = ?14, replied_at = ?15, closed_at = ?16, deadline = ?17, seq = ?18, event_count = ?19, state = ?20
+                 WHERE id = ?1",
+            )
+            .map_err(err)?
+            .execute(params![
+                id,
+                s.css_serial_no,
+                t.span.as_str(),
+                t.status.as_str(),
+                s.title,
+                s.msisdn,
+                s.complaint_source,
+                s.category,
+                s.urgency,
+                s.customer_level,
+                s.network_type,
+                s.satisfaction,
+                s.province.as_ref().map(|o| o.as_str()),
+                s.city.as_ref().map(|o| o.as_str()),
+                opt_ms(t.replied_at),
+                opt_ms(t.closed_at),
+                opt_ms(t.deadline),
+                t.seq,
+                events + w.events.len() as i64,
+                state_json(t)?,
+            ])
+            .map_err(err)?;
+            events
+        }
+        None => {
+            c.prepare_cached(
+                "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
+                 complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
+                 creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+            )
+            .map_err(err)?
+            .execute(params![
+                id,
+                t.sheet_no.as_str(),
+                s.css_serial_no,
+                t.process.as_str(),
+                t.version,
+                t.span.as_str(),
+                t.status.as_str(),
+                s.title,
+                s.msisdn,
+                s.complaint_source,
+                s.category,
+                s.urgency,
+                s.customer_level,
+                s.network_type,
+                s.satisfaction,
+                s.province.as_ref().map(|o| o.as_str()),
+                s.city.as_ref().map(|o| o.as_str()),
+                t.creator.as_str(),
+                t.creator_org.as_str(),
+                ms(&t.created_at),
+                opt_ms(t.replied_at),
+                opt_ms(t.closed_at),
+                opt_ms(t.deadline),
+                t.seq,
+                w.events.len() as i64,
+                state_json(t)?,
+            ])
+            .map_err(|e| match err(e) {
+                StorageError::Duplicate { .. } => StorageError::Duplicate { what: "ticket", key: t.sheet_no.to_string() },
+                other => other,
+            })?;
+            0
+        }
+    };
+    {
+        let mut ins =
+            c.prepare_cached("INSERT INTO ticket_events (ticket_id, n, body) VALUES (?1, ?2, ?3)").map_err(err)?;
+        let mut act = c
+            .prepare_cached(
+                "INSERT INTO actions (ticket_id, seq, action, code, actor, actor_org, step, at, on_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(err)?;
+        for (i, e) in w.events.iter().enumerate() {
+            let body = serde_json::to_string(e).map_err(|e| StorageError::Backend(e.to_string()))?;
+            ins.execute(params![id, first_event + i as i64, body]).map_err(err)?;
+            if let Event::ActionRecorded(r) = e {
+                act.execute(params![
+                    id,
+                    r.seq,
+                    r.action.as_str(),
+                    r.code,
+                    r.actor.as_str(),
+                    r.actor_org.as_str(),
+                    r.step.as_ref().map(|s| s.as_str()),
+                    ms(&r.at),
+                    r.on_time
+                ])
+                .map_err(err)?;
+            }
+        }
+    }
+    c.prepare_cached("DELETE FROM tasks WHERE ticket_id = ?1").map_err(err)?.execute([id]).map_err(err)?;
+    {
+        let mut ins = c
+            .prepare_cached(
+                "INSERT INTO tasks (ticket_id, task_no, step, sub_order, grp, assignee, claimed_by, org, side, opened_at, accept_deadline, complete_deadline)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .map_err(err)?;
+        for k in &t.tasks {
+            ins.execute(params![
+                id,
+                k.no.0,
+                k.step.as_str(),
+                k.sub_order.0,
+                k.group.as_ref().map(|g| g.as_str()),
+                k.assignee.as_ref().map(|u| u.as_str()),
+                k.claimed_by.as_ref().map(|u| u.as_str()),
+                k.org.as_str(),
+                k.side,
+                ms(&k.opened_at),
+                opt_ms(k.accept_deadline),
+                opt_ms(k.complete_deadline)
+            ])
+            .map_err(err)?;
+        }
+    }
+    c.prepare_cached("DELETE FROM ticket_orgs WHERE ticket_id = ?1").map_err(err)?.execute([id]).map_err(err)?;
+    {
+        let mut ins = c
+            .prepare_cached("INSERT OR IGNORE INTO ticket_orgs (org_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
+            .map_err(err)?;
+        for (rel, o) in &s.orgs {
+            ins.execute(params![o.as_str(), rel, id]).map_err(err)?;
+        }
+    }
+    // Actors accumulate over the ticket's life; the other relations follow its current state.
+    c.prepare_cached("DELETE FROM ticket_users WHERE ticket_id = ?1 AND relation <> 'actor'")
+        .map_err(err)?
+        .execute([id])
+        .map_err(err)?;
+    {
+        let mut ins = c
+            .prepare_cached("INSERT OR IGNORE INTO ticket_users (user_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
+            .map_err(err)?;
+        for (rel, u) in &s.users {
+            ins.execute(params![u.as_str(), rel, id]).map_err(err)?;
+        }
+    }
+    c.prepare_cached("DELETE FROM ticket_fts WHERE rowid = ?1").map_err(err)?.execute([id]).map_err(err)?;
+    c.prepare_cached("INSERT INTO ticket_fts (rowid, keywords) VALUES (?1, ?2)")
+        .map_err(err)?
+        .execute(params![id, s.keywords])
+        .map_err(err)?;
+    {
+        let mut ins = c
+            .prepare_cached(
+                "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
+            )
+            .map_err(err)?;
+        let now = w
+            .events
+            .iter()
+            .find_map(|e| if let Event::ActionRecorded(r) = e { Some(r.at) } else { None })
+            .unwrap_or(t.created_at);
+        for o in &w.outbox {
+            ins.execute(params![id, o.channel, o.kind, o.message_id, o.payload.to_string(), ms(&now)]).map_err(err)?;
+        }
+    }
+    for ch in &w.timers {
+        match ch {
+            TimerChange::Set { task, kind, due } => {
+                c.prepare_cached(
+                    "INSERT INTO timers (ticket_id, task_no, kind, due_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (ticket_id, task_no, kind) DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
+                )
+                .map_err(err)?
+                .execute(params![id, task.map_or(0, |t| t.0), timer_kind(*kind), ms(due)])
+                .map_err(err)?;
+            }
+            TimerChange::CancelTask { task } => {
+                c.prepare_cached("DELETE FROM timers WHERE ticket_id = ?1 AND task_no = ?2")
+                    .map_err(err)?
+                    .execute(params![id, task.0])
+                    .map_err(err)?;
+            }
+            TimerChange::CancelAll => {
+                c.prepare_cached("DELETE FROM timers WHERE ticket_id = ?1").map_err(err)?.execute([id]).map_err(err)?;
+            }
+        }
+    }
+    if let Some(idem) = &w.idempotency {
+        c.prepare_cached("INSERT INTO idempotency (key, response, created_at) VALUES (?1, ?2, ?3)")
+            .map_err(err)?
+            .execute(params![idem.key, idem.response, ms(&t.created_at)])
+            .map_err(err)?;
+    }
+    Ok(Committed::Written { seq: t.seq })
+}
+
+pub(crate) fn timer_kind(k: TimerKind) -> &'static str {
+    match k {
+        TimerKind::Accept => "accept",
+        TimerKind::Complete => "complete",
+    }
+}
+
+pub(crate) fn parse_timer_kind(s: &str) -> TimerKind {
+    if s == "accept" { TimerKind::Accept } else { TimerKind::Complete }
+}
+
+pub(crate) fn claim_timers(
+    c: &Connection,
+    node: &str,
+    now: Timestamp,
+    lease_secs: i64,
+    limit: u32,
+) -> Result<Vec<DueTimer>, StorageError> {
+    let now_ms = ms(&now);
+    let rows: Vec<DueTimer> = c
+        .prepare_cached(
+            "SELECT ticket_id, task_no, kind, due_at FROM timers
+             WHERE due_at <= ?1 AND (lease_until IS NULL OR lease_until < ?1) ORDER BY due_at LIMIT ?2",
+        )
+        .map_err(err)?
+        .query_map(params![now_ms, limit], |r| {
+            let task: u32 = r.get(1)?;
+            Ok(DueTimer {
+                ticket_id: TicketId(r.get::<_, i64>(0)? as u64),
+                task: (task != 0).then_some(TaskNo(task)),
+                kind: parse_timer_kind(&r.get::<_, String>(2)?),
+                due: from_ms(r.get(3)?),
+            })
+        })
+        .map_err(err)?
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    let mut upd = c
+        .prepare_cached(
+            "UPDATE timers SET lease_owner = ?4, lease_until = ?5 WHERE ticket_id = ?1 AND task_no = ?2 AND kind = ?3",
+        )
+        .map_err(err)?;
+    for t in &rows {
+        upd.execute(params![
+            t.ticket_id.0 as i64,
+            t.task.map_or(0, |x| x.0),
+            timer_kind(t.kind),
+            node,
+            now_ms + lease_secs * 1000
+        ])
+        .map_err(err)?;
+    }
+    Ok(rows)
+}
+
+pub(crate) fn timer_fired(c: &Connection, t: &DueTimer) -> Result<(), StorageError> {
+    c.prepare_cached("DELETE FROM timers WHERE ticket_id = ?1 AND task_no = ?2 AND kind = ?3 AND due_at = ?4")
+        .map_err(err)?
+        .execute(params![t.ticket_id.0 as i64, t.task.map_or(0, |x| x.0), timer_kind(t.kind), ms(&t.due)])
+        .map_err(err)?;
+    Ok(())
+}
+
+pub(crate) fn claim_outbox(
+    c: &Connection,
+    node: &str,
+    now: Timestamp,
+    lease_secs: i64,
+    limit: u32,
+) -> Result<Vec<OutboxRow>, StorageError> {
+    let now_ms = ms(&now);
+    // Only the oldest undelivered message of each ticket is eligible: never reordered per ticket.
+    let rows: Vec<OutboxRow> = c
+        .prepare_cached(
+            "SELECT o.id FROM outbox o
+             WHERE o.status = 'pending' AND o.next_attempt_at <= ?1 AND (o.lease_until IS NULL OR o.lease_until < ?1)
+               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered')
+             ORDER BY o.next_attempt_at, o.id LIMIT ?2",
+        )
+        .map_err(err)?
+        .query_map(params![now_ms, limit], |r| r.get::<_, i64>(0))
+        .map_err(err)?
+        .collect::<Result<Vec<i64>, _>>()
+        .map_err(err)?
+        .into_iter()
+        .map(|id| {
+            c.execute("UPDATE outbox SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1", params![id, node, now_ms + lease_secs * 1000])
+                .map_err(err)?;
+            crate::read::outbox_row(c, id)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn save_directory(c: &Connection, d: &Directory) -> Result<(), StorageError> {
+    let json = |v: &dyn erased::Ser| v.json();
+    // Users are updated in place, not replaced: their password hashes stay.
+    c.execute_batch(
+        "DELETE FROM sub_role_members; DELETE FROM sub_roles; DELETE FROM function_roles; DELETE FROM org_units; UPDATE users SET position = -1;",
+    )
+    .map_err(err)?;
+    for (i, u) in d.units.iter().enumerate() {
+        c.execute(
+            "INSERT INTO org_units (id, name, name_en, kind, parent, position) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                u.id.as_str(),
+                u.name,
+                u.name_en,
+                json(&u.kind).trim_matches('"'),
+                u.parent.as_ref().map(|p| p.as_str()),
+                i
+            ],
+        )
+        .map_err(err)?;
+    }
+    for (i, r) in d.function_roles.iter().enumerate() {
+        c.execute(
+            "INSERT INTO function_roles (key, name, permissions, scope, position) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![r.key.as_str(), r.name, json(&r.permissions), json(&r.scope).trim_matches('"'), i],
+        )
+        .map_err(err)?;
+    }
+    for (i, u) in d.users.iter().enumerate() {
+        c.execute(
+            "INSERT INTO users (id, name, org, function_roles, active, position) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, org = excluded.org, function_roles = excluded.function_roles,
+             active = excluded.active, position = excluded.position",
+            params![u.id.as_str(), u.name, u.org.as_str(), json(&u.function_roles), u.active, i],
+        )
+        .map_err(err)?;
+    }
+    c.execute("DELETE FROM users WHERE position = -1", []).map_err(err)?;
+    for (i, s) in d.sub_roles.iter().enumerate() {
+        c.execute(
+            "INSERT INTO sub_roles (id, name, flow_role, region, dims, leader, is_default, position) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                s.id.as_str(),
+                s.name,
+                s.flow_role.as_str(),
+                s.region.as_ref().map(|r| r.as_str()),
+                json(&s.dims),
+                s.leader.as_ref().map(|u| u.as_str()),
+                s.default,
+                i
+            ],
+        )
+        .map_err(err)?;
+        for (j, m) in s.members.iter().enumerate() {
+            c.execute(
+                "INSERT INTO sub_role_members (sub_role, user_id, position) VALUES (?1, ?2, ?3)",
+                params![s.id.as_str(), m.as_str(), j],
+            )
+            .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// JSON for small configuration values.
+mod erased {
+    pub trait Ser {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}

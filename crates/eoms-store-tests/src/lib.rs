@@ -1,0 +1,517 @@
+//! One conformance suite for every eoms storage backend: each `async fn` here takes a fresh,
+//! migrated store and checks one behaviour a user would notice. `tests/sqlite.rs` runs it on
+//! SQLite always; `tests/postgres.rs` on PostgreSQL when `EOMS_TEST_PG_URL` is set (and fails
+//! under `CI=true` when it is not).
+
+use chrono::TimeDelta;
+use eoms_domain::engine::{Command, NewTicket, World, create, decide};
+use eoms_domain::ids::{OrgUnitId, SubRoleId, TicketId, UserId};
+use eoms_domain::value::{Form, china, parse_time};
+use eoms_domain::{Org, ProcessDefinition, Ticket, compile};
+use eoms_store::*;
+use std::sync::{Arc, OnceLock};
+
+pub fn repo_file(path: &str) -> String {
+    let p = format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+pub fn org() -> &'static Org {
+    static O: OnceLock<Org> = OnceLock::new();
+    O.get_or_init(|| Org::from_toml(&repo_file("scenarios/demo_org.toml")).unwrap())
+}
+
+pub fn mobile() -> &'static ProcessDefinition {
+    static D: OnceLock<ProcessDefinition> = OnceLock::new();
+    D.get_or_init(|| compile(&repo_file("processes/mobile_complaint.toml")).unwrap())
+}
+
+pub fn customer() -> &'static ProcessDefinition {
+    static D: OnceLock<ProcessDefinition> = OnceLock::new();
+    D.get_or_init(|| compile(&repo_file("processes/customer_complaint.toml")).unwrap())
+}
+
+pub fn t0() -> Timestamp {
+    parse_time("2026-03-02 09:00:00", china()).unwrap()
+}
+
+pub fn form(v: serde_json::Value) -> Form {
+    serde_json::from_value(v).unwrap()
+}
+
+/// A unique name for a test's database or schema.
+pub fn unique(prefix: &str) -> String {
+    use std::hash::{BuildHasher, RandomState};
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let r = RandomState::new().hash_one(n) % 1_000_000_000;
+    format!("{prefix}_{}_{n}_{r}", std::process::id())
+}
+
+/// A ticket driven through the engine and written to the store.
+pub struct Live {
+    pub def: &'static ProcessDefinition,
+    pub t: Ticket,
+    pub now: Timestamp,
+}
+
+pub fn mobile_form(city: &str, msisdn: &str, title: &str) -> serde_json::Value {
+    serde_json::json!({
+        "title": title, "msisdn": msisdn, "city": city, "category": ["移网", "网络使用", "移网语音"],
+        "description": format!("{title}，用户反映通话质量差"), "urgency": "normal", "network_type": "4G",
+        "css_serial_no": format!("CSS-{msisdn}")
+    })
+}
+
+impl Live {
+    pub async fn create<S: Store>(
+        s: &S,
+        def: &'static ProcessDefinition,
+        by: &str,
+        id: u64,
+        f: serde_json::Value,
+        now: Timestamp,
+    ) -> Live {
+        let w = World { def, org: org() };
+        let new = NewTicket { id: TicketId(id), sheet_no: format!("TS20260302{id:08}").into(), form: form(f) };
+        let d = create(w, &UserId::new(by), &new, now).unwrap();
+        let write = TicketWrite::from_decision(None, d, org(), None).unwrap();
+        let t = write.ticket.clone();
+        assert_eq!(s.commit(write).await.unwrap(), Committed::Written { seq: t.seq });
+        Live { def, t, now }
+    }
+
+    pub fn decide(&self, by: &str, action: &str, step: Option<&str>, f: serde_json::Value) -> eoms_domain::Decision {
+        let task = step.map(|st| self.t.tasks.iter().find(|x| x.step.as_str() == st).unwrap().no);
+        let cmd = Command { action: action.into(), task, form: form(f) };
+        decide(&self.t, &cmd, &UserId::new(by), World { def: self.def, org: org() }, self.now).unwrap()
+    }
+
+    /// Decides and commits; panics if refused or not written.
+    pub async fn act<S: Store>(&mut self, s: &S, by: &str, action: &str, step: Option<&str>, f: serde_json::Value) {
+        self.now += TimeDelta::minutes(10);
+        let d = self.decide(by, action, step, f);
+        let w = TicketWrite::from_decision(Some(&self.t), d, org(), None).unwrap();
+        let next = w.ticket.clone();
+        assert_eq!(s.commit(w).await.unwrap(), Committed::Written { seq: next.seq });
+        self.t = next;
+    }
+}
+
+pub fn feedback() -> serde_json::Value {
+    serde_json::json!({"deal_desc": "调整邻区参数后复测正常", "deal_result": "已解决", "cause": ["无线", "参数"],
+        "is_fault": false, "is_coverage": false, "is_solved": true, "customer_contacted": true})
+}
+
+fn groups_of(user: &str) -> Vec<SubRoleId> {
+    org().groups_of(&UserId::new(user)).map(|g| g.id.clone()).collect()
+}
+
+async fn todo<S: Store>(s: &S, user: &str) -> Page<TaskRow> {
+    s.todo(&TodoQuery { user: UserId::new(user), groups: groups_of(user), process: None, page: PageReq::default() })
+        .await
+        .unwrap()
+}
+
+// ── the suite ─────────────────────────────────────────────────────────────────────────────
+
+pub async fn migrations_are_idempotent_and_versioned<S: Store>(s: &S) {
+    assert_eq!(s.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert!(s.migrate(t0()).await.unwrap().is_empty(), "a second migrate applies nothing");
+    s.integrity_check().await.unwrap();
+}
+
+pub async fn a_lifecycle_round_trips_and_history_replays<S: Store>(s: &S) {
+    let mut l =
+        Live::create(s, mobile(), "sd_css_system", 101, mobile_form("sd.jn", "13812340001", "济南通话断续"), t0())
+            .await;
+    l.act(s, "jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({})).await;
+    l.act(
+        s,
+        "jn_dispatcher",
+        "dispatch",
+        Some("dispatch"),
+        serde_json::json!({"analysis": "派网优", "handlers": [{"role": "optimization_handler", "org": "sd.jn"}]}),
+    )
+    .await;
+    l.act(s, "jn_wy", "claim", Some("handle"), serde_json::json!({})).await;
+    l.act(s, "jn_wy", "feedback", Some("handle"), feedback()).await;
+    l.act(s, "jn_dispatcher", "pass", Some("review"), serde_json::json!({})).await;
+    l.act(s, "sd_css", "close", Some("replied"), serde_json::json!({"satisfaction": "satisfied"})).await;
+    let stored = s.ticket(TicketId(101)).await.unwrap().unwrap();
+    assert_eq!(stored, l.t);
+    assert_eq!(stored.status.as_str(), "closed");
+    let history = s.history(TicketId(101)).await.unwrap();
+    assert_eq!(Ticket::replay(&history).unwrap(), l.t, "the stored history replays to the stored state");
+    assert_eq!(s.ticket_id_by_sheet("TS2026030200000101").await.unwrap(), Some(TicketId(101)));
+    assert_eq!(s.ticket_id_by_css_serial("CSS-13812340001").await.unwrap(), Some(TicketId(101)));
+    assert_eq!(s.ticket(TicketId(999)).await.unwrap(), None);
+    // CSS heard: accepted, then the reply.
+    let kinds: Vec<String> =
+        s.outbox(TicketId(101)).await.unwrap().into_iter().filter(|o| o.channel == "css").map(|o| o.kind).collect();
+    assert_eq!(kinds, ["confirm", "reply"]);
+}
+
+pub async fn todo_and_done_follow_the_tasks<S: Store>(s: &S) {
+    let mut l =
+        Live::create(s, mobile(), "sd_css_system", 201, mobile_form("sd.jn", "13812340002", "济南上网慢"), t0()).await;
+    assert_eq!(todo(s, "jn_dispatcher").await.total, 1, "a ready task is in the group's to-do");
+    assert_eq!(todo(s, "qd_dispatcher").await.total, 0, "and in no other city's");
+    l.act(s, "jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({})).await;
+    let page = todo(s, "jn_dispatcher").await;
+    assert_eq!(
+        (page.total, page.items[0].step.as_str(), page.items[0].claimed_by.as_deref()),
+        (1, "dispatch", Some("jn_dispatcher"))
+    );
+    l.act(
+        s,
+        "jn_dispatcher",
+        "dispatch",
+        Some("dispatch"),
+        serde_json::json!({"analysis": "派网优", "handlers": [{"role": "optimization_handler", "org": "sd.jn"}]}),
+    )
+    .await;
+    assert_eq!(todo(s, "jn_dispatcher").await.total, 0);
+    let wy = todo(s, "jn_wy").await;
+    assert_eq!((wy.total, wy.items[0].sheet_no.as_str()), (1, "TS2026030200000201"));
+    assert_eq!(todo(s, "jn_wh").await.total, 0);
+    let done = s.done(&DoneQuery { user: UserId::new("jn_dispatcher"), page: PageReq::default() }).await.unwrap();
+    assert_eq!((done.total, done.items[0].id), (1, TicketId(201)));
+    assert_eq!(s.done(&DoneQuery { user: UserId::new("jn_wy"), page: PageReq::default() }).await.unwrap().total, 0);
+}
+
+async fn ids<S: Store>(s: &S, q: &TicketQuery) -> (u64, Vec<u64>) {
+    let p = s.query(q).await.unwrap();
+    let mut v: Vec<u64> = p.items.iter().map(|r| r.id.0).collect();
+    v.sort();
+    (p.total, v)
+}
+
+pub async fn ticket_query_conditions_scope_and_paging<S: Store>(s: &S) {
+    let jn = Live::create(
+        s,
+        mobile(),
+        "sd_css_system",
+        301,
+        mobile_form("sd.jn", "13812340003", "济南历下区室内无信号"),
+        t0(),
+    )
+    .await;
+    let _qd = Live::create(
+        s,
+        mobile(),
+        "sd_css_system",
+        302,
+        mobile_form("sd.qd", "13812340004", "青岛市南区掉话"),
+        t0() + TimeDelta::hours(1),
+    )
+    .await;
+    let _gz = Live::create(
+        s,
+        mobile(),
+        "gd_css_system",
+        303,
+        mobile_form("gd.gz", "13812340005", "广州天河区上网慢"),
+        t0() + TimeDelta::hours(2),
+    )
+    .await;
+    let cust = Live::create(
+        s,
+        customer(),
+        "sd_applicant",
+        304,
+        serde_json::json!({"title": "集团客户专线中断", "complaint_source": "key_account", "category": ["集客", "专线"], "description": "某集团专线中断", "urgency": "urgent", "problem_provinces": ["sd"]}),
+        t0() + TimeDelta::hours(3),
+    )
+    .await;
+    let all = TicketQuery::new(Scope::All);
+    assert_eq!(ids(s, &all).await, (4, vec![301, 302, 303, 304]));
+    let q = |f: &dyn Fn(&mut TicketQuery)| {
+        let mut q = all.clone();
+        f(&mut q);
+        q
+    };
+    assert_eq!(ids(s, &q(&|q| q.sheet_no = Some("TS2026030200000302".into()))).await, (1, vec![302]));
+    assert_eq!(ids(s, &q(&|q| q.msisdn = Some("13812340005".into()))).await, (1, vec![303]));
+    assert_eq!(ids(s, &q(&|q| q.css_serial_no = Some("CSS-13812340003".into()))).await, (1, vec![301]));
+    assert_eq!(
+        ids(s, &q(&|q| q.keyword = Some("室内无信号".into()))).await,
+        (1, vec![301]),
+        "Chinese keyword, 5 characters"
+    );
+    assert_eq!(ids(s, &q(&|q| q.keyword = Some("掉话".into()))).await, (1, vec![302]), "Chinese keyword, 2 characters");
+    assert_eq!(ids(s, &q(&|q| q.keyword = Some("%".into()))).await.0, 0, "LIKE wildcards in a keyword are literal");
+    assert_eq!(ids(s, &q(&|q| q.keyword = Some("\"OR".into()))).await.0, 0, "search syntax in a keyword is inert");
+    assert_eq!(ids(s, &q(&|q| q.process = Some("customer_complaint".into()))).await, (1, vec![304]));
+    assert_eq!(ids(s, &q(&|q| q.span = Some("intra_province".into()))).await, (1, vec![304]));
+    assert_eq!(ids(s, &q(&|q| q.source = Some("key_account".into()))).await, (1, vec![304]));
+    assert_eq!(ids(s, &q(&|q| q.category = Some("移网".into()))).await, (3, vec![301, 302, 303]));
+    assert_eq!(ids(s, &q(&|q| q.category = Some("移网/网络使用".into()))).await.0, 3);
+    assert_eq!(ids(s, &q(&|q| q.category = Some("移".into()))).await.0, 0, "a category matches whole levels");
+    assert_eq!(ids(s, &q(&|q| q.region = Some(OrgUnitId::new("sd")))).await, (3, vec![301, 302, 304]));
+    assert_eq!(ids(s, &q(&|q| q.region = Some(OrgUnitId::new("sd.jn")))).await, (1, vec![301]));
+    assert_eq!(ids(s, &q(&|q| q.status = vec!["open".into()])).await.0, 4);
+    assert_eq!(ids(s, &q(&|q| q.status = vec!["closed".into()])).await.0, 0);
+    assert_eq!(ids(s, &q(&|q| q.created_from = Some(t0() + TimeDelta::minutes(30)))).await, (3, vec![302, 303, 304]));
+    assert_eq!(ids(s, &q(&|q| q.created_to = Some(t0() + TimeDelta::minutes(30)))).await, (1, vec![301]));
+    assert_eq!(
+        ids(s, &q(&|q| q.overdue_at = Some(t0() + TimeDelta::hours(49)))).await,
+        (1, vec![301]),
+        "only 301 is past its 48 h"
+    );
+    // Handling department: where the live tasks and flows are.
+    assert_eq!(ids(s, &q(&|q| q.handling_org = Some(OrgUnitId::new("gd")))).await, (1, vec![303]));
+    // Data scope: totals are counted after the filter.
+    assert_eq!(ids(s, &TicketQuery::new(Scope::Subtree(vec![OrgUnitId::new("gd")]))).await, (1, vec![303]));
+    assert_eq!(ids(s, &TicketQuery::new(Scope::Subtree(vec![OrgUnitId::new("sd.qd")]))).await, (1, vec![302]));
+    assert_eq!(ids(s, &TicketQuery::new(Scope::Subtree(vec![]))).await.0, 0);
+    assert_eq!(ids(s, &TicketQuery::new(Scope::Own(UserId::new("sd_applicant")))).await, (1, vec![304]));
+    assert_eq!(ids(s, &TicketQuery::new(Scope::Department(vec![OrgUnitId::new("sd.ent")]))).await, (1, vec![304]));
+    // Paging: a page, the total of all.
+    let mut paged = all.clone();
+    paged.page = PageReq { limit: 2, offset: 1 };
+    let p = s.query(&paged).await.unwrap();
+    assert_eq!(
+        (p.total, p.items.iter().map(|r| r.id.0).collect::<Vec<_>>()),
+        (4, vec![303, 302]),
+        "newest first, second page of 2"
+    );
+    paged.descending = false;
+    paged.sort = SortBy::SheetNo;
+    let p = s.query(&paged).await.unwrap();
+    assert_eq!(p.items.iter().map(|r| r.id.0).collect::<Vec<_>>(), vec![302, 303]);
+    let _ = (jn, cust);
+}
+
+pub async fn concurrent_writers_on_one_ticket_exactly_one_wins<S: Store>(s: Arc<S>) {
+    let l =
+        Live::create(&*s, mobile(), "sd_css_system", 401, mobile_form("sd.jn", "13812340006", "并发接单"), t0()).await;
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let d = l.decide("jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({}));
+        let w = TicketWrite::from_decision(Some(&l.t), d, org(), None).unwrap();
+        let s = s.clone();
+        handles.push(tokio::spawn(async move { s.commit(w).await }));
+    }
+    let mut won = 0;
+    let mut conflicts = 0;
+    for h in handles {
+        match h.await.unwrap() {
+            Ok(Committed::Written { .. }) => won += 1,
+            Err(StorageError::Conflict { .. }) => conflicts += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((won, conflicts), (1, 7));
+    let stored = s.ticket(TicketId(401)).await.unwrap().unwrap();
+    assert_eq!(stored.seq, l.t.seq + 1);
+    assert_eq!(
+        s.history(TicketId(401))
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, eoms_domain::Event::ActionRecorded(_)))
+            .count(),
+        2
+    );
+    assert_eq!(Ticket::replay(&s.history(TicketId(401)).await.unwrap()).unwrap(), stored, "nothing half-written");
+}
+
+pub async fn an_idempotent_retry_returns_the_first_answer<S: Store>(s: &S) {
+    let l = Live::create(s, mobile(), "sd_css_system", 501, mobile_form("sd.jn", "13812340007", "重试"), t0()).await;
+    let d = l.decide("jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({}));
+    let key = Idempotency { key: "css:SD:501:claim".into(), response: "0".into() };
+    let w = TicketWrite::from_decision(Some(&l.t), d.clone(), org(), Some(key.clone())).unwrap();
+    assert!(matches!(s.commit(w.clone()).await.unwrap(), Committed::Written { .. }));
+    let events_after_first = s.history(TicketId(501)).await.unwrap().len();
+    let again =
+        TicketWrite::from_decision(Some(&l.t), d, org(), Some(Idempotency { response: "changed".into(), ..key }))
+            .unwrap();
+    assert_eq!(s.commit(again).await.unwrap(), Committed::Replayed { response: "0".into() });
+    assert_eq!(s.idempotent_response("css:SD:501:claim").await.unwrap().as_deref(), Some("0"));
+    assert_eq!(s.history(TicketId(501)).await.unwrap().len(), events_after_first, "no event was added twice");
+    assert_eq!(s.ticket(TicketId(501)).await.unwrap().unwrap(), w.ticket, "the retry changed nothing");
+}
+
+pub async fn a_duplicate_sheet_no_is_refused<S: Store>(s: &S) {
+    Live::create(s, mobile(), "sd_css_system", 601, mobile_form("sd.jn", "13812340008", "一"), t0()).await;
+    let w = World { def: mobile(), org: org() };
+    let new = NewTicket {
+        id: TicketId(602),
+        sheet_no: "TS2026030200000601".into(),
+        form: form(mobile_form("sd.jn", "13812340009", "二")),
+    };
+    let d = create(w, &UserId::new("sd_css"), &new, t0()).unwrap();
+    let err = s.commit(TicketWrite::from_decision(None, d, org(), None).unwrap()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Duplicate { what: "ticket", .. }), "{err:?}");
+    assert_eq!(s.ticket(TicketId(602)).await.unwrap(), None, "nothing of the refused ticket was written");
+    assert!(s.history(TicketId(602)).await.unwrap().is_empty());
+}
+
+pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S) {
+    let mut l =
+        Live::create(s, mobile(), "sd_css_system", 701, mobile_form("sd.jn", "13812340010", "外发顺序"), t0()).await;
+    l.act(s, "jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({})).await;
+    l.act(s, "jn_dispatcher", "phase_reply", Some("dispatch"), serde_json::json!({"phase_reply_desc": "正在核查"}))
+        .await;
+    let now = l.now + TimeDelta::minutes(1);
+    let css =
+        |rows: &[OutboxRow]| rows.iter().filter(|o| o.channel == "css").map(|o| o.kind.clone()).collect::<Vec<_>>();
+    // Node A takes the oldest pending message of each ticket (the notify rows are per ticket too).
+    let a = s.claim_outbox("node-a", now, 30, 100).await.unwrap();
+    assert_eq!(a.iter().filter(|o| o.ticket_id == TicketId(701)).count(), 1, "one message per ticket at a time");
+    // While it is leased, node B gets nothing of that ticket.
+    let b = s.claim_outbox("node-b", now, 30, 100).await.unwrap();
+    assert!(b.iter().all(|o| o.ticket_id != TicketId(701)), "{b:?}");
+    // Deliver in order until the CSS messages come out: confirm strictly before notify.
+    let mut delivered = Vec::new();
+    let mut next = a;
+    for _ in 0..10 {
+        let Some(row) = next.into_iter().find(|o| o.ticket_id == TicketId(701)) else { break };
+        delivered.push(row.clone());
+        s.outbox_delivered(row.id, now).await.unwrap();
+        next = s.claim_outbox("node-a", now, 30, 100).await.unwrap();
+    }
+    assert_eq!(css(&delivered), ["confirm", "notify"]);
+    let ids: Vec<i64> = delivered.iter().map(|o| o.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "delivered in the order written: {ids:?}");
+    // A failed message is retried later and blocks the ones after it; a dead one keeps blocking.
+    l.act(s, "jn_dispatcher", "phase_reply", Some("dispatch"), serde_json::json!({"phase_reply_desc": "二次阶段回复"}))
+        .await;
+    l.act(s, "jn_dispatcher", "phase_reply", Some("dispatch"), serde_json::json!({"phase_reply_desc": "三次阶段回复"}))
+        .await;
+    let now = l.now + TimeDelta::minutes(1);
+    let first = s
+        .claim_outbox("node-a", now, 30, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.ticket_id == TicketId(701))
+        .unwrap();
+    s.outbox_failed(first.id, "connection refused", now + TimeDelta::minutes(5), false).await.unwrap();
+    assert!(
+        s.claim_outbox("node-a", now, 30, 100).await.unwrap().iter().all(|o| o.ticket_id != TicketId(701)),
+        "the failed one waits and blocks the next"
+    );
+    let retry = s.claim_outbox("node-a", now + TimeDelta::minutes(6), 30, 100).await.unwrap();
+    let retry = retry.into_iter().find(|o| o.ticket_id == TicketId(701)).unwrap();
+    assert_eq!((retry.id, retry.attempts, retry.last_error.as_deref()), (first.id, 1, Some("connection refused")));
+    s.outbox_failed(retry.id, "HTTP 500", now + TimeDelta::minutes(7), true).await.unwrap();
+    assert!(
+        s.claim_outbox("node-a", now + TimeDelta::hours(1), 30, 100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| o.ticket_id != TicketId(701))
+    );
+    let rows = s.outbox(TicketId(701)).await.unwrap();
+    assert_eq!(
+        rows.iter().find(|o| o.id == first.id).unwrap().status,
+        OutboxStatus::Dead,
+        "dead-lettered, never deleted"
+    );
+}
+
+pub async fn due_timers_are_claimed_once_within_their_lease<S: Store>(s: &S) {
+    let mut l =
+        Live::create(s, mobile(), "sd_css_system", 801, mobile_form("sd.jn", "13812340011", "时限"), t0()).await;
+    // dispatch: accept 30 min, complete 2 h; the ticket: 48 h.
+    // Node A claims with a five-minute lease.
+    let due = s.claim_due_timers("node-a", t0() + TimeDelta::minutes(31), 300, 100).await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].kind, eoms_domain::engine::TimerKind::Accept);
+    assert!(
+        s.claim_due_timers("node-b", t0() + TimeDelta::minutes(32), 60, 100).await.unwrap().is_empty(),
+        "leased to node A"
+    );
+    assert!(
+        s.claim_due_timers("node-a", t0() + TimeDelta::minutes(35), 60, 100).await.unwrap().is_empty(),
+        "not twice within the lease"
+    );
+    let after_lease =
+        s.claim_due_timers("node-b", t0() + TimeDelta::minutes(36) + TimeDelta::seconds(1), 60, 100).await.unwrap();
+    assert_eq!(after_lease.len(), 1, "a lease that ran out is handed on");
+    s.timer_fired(&after_lease[0]).await.unwrap();
+    assert!(
+        s.claim_due_timers("node-a", t0() + TimeDelta::hours(1), 60, 100).await.unwrap().is_empty(),
+        "a fired timer is gone"
+    );
+    // Claiming the task moves its timers; closing the ticket drops them all.
+    l.act(s, "jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({})).await;
+    let at_3h = s.claim_due_timers("node-a", t0() + TimeDelta::hours(3), 60, 100).await.unwrap();
+    assert_eq!(at_3h.len(), 1, "the dispatch complete deadline");
+    l.act(s, "admin", "force_close", None, serde_json::json!({"reason": "测试"})).await;
+    assert!(
+        s.claim_due_timers("node-a", t0() + TimeDelta::days(30), 60, 100).await.unwrap().is_empty(),
+        "an ended ticket has no timers"
+    );
+}
+
+pub async fn process_definitions_are_versioned<S: Store>(s: &S) {
+    let src = repo_file("processes/mobile_complaint.toml");
+    let p =
+        |v: u32| StoredProcess { key: "mobile_complaint".into(), version: v, source: src.clone(), created_at: t0() };
+    s.save_process(&p(1)).await.unwrap();
+    s.save_process(&p(2)).await.unwrap();
+    assert!(matches!(
+        s.save_process(&p(1)).await.unwrap_err(),
+        StorageError::Duplicate { what: "process version", .. }
+    ));
+    let all = s.processes().await.unwrap();
+    assert_eq!(all.iter().map(|p| p.version).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(all[0].source, src);
+}
+
+pub async fn the_directory_round_trips<S: Store>(s: &S) {
+    let d = org().directory().clone();
+    s.save_directory(&d).await.unwrap();
+    assert_eq!(s.directory().await.unwrap(), d);
+    // Saving again replaces, without duplicates.
+    let mut smaller = d.clone();
+    smaller.users.retain(|u| u.id.as_str() != "gz_wy");
+    for sr in &mut smaller.sub_roles {
+        sr.members.retain(|m| m.as_str() != "gz_wy");
+    }
+    s.save_directory(&smaller).await.unwrap();
+    assert_eq!(s.directory().await.unwrap(), smaller);
+}
+
+pub async fn ticket_ids_are_reserved_in_blocks<S: Store>(s: &S) {
+    let a = s.reserve_ticket_ids(100).await.unwrap();
+    let b = s.reserve_ticket_ids(100).await.unwrap();
+    assert_eq!(a.end - a.start, 100);
+    assert!(b.start >= a.end, "blocks never overlap: {a:?} {b:?}");
+}
+
+/// Generates one `#[tokio::test]` per conformance check; `$make` is an async expression that
+/// yields a fresh, migrated store, or `None` to skip (with the reason printed).
+#[macro_export]
+macro_rules! conformance {
+    ($make:expr) => {
+        $crate::conformance!(@one $make, migrations_are_idempotent_and_versioned);
+        $crate::conformance!(@one $make, a_lifecycle_round_trips_and_history_replays);
+        $crate::conformance!(@one $make, todo_and_done_follow_the_tasks);
+        $crate::conformance!(@one $make, ticket_query_conditions_scope_and_paging);
+        $crate::conformance!(@one $make, an_idempotent_retry_returns_the_first_answer);
+        $crate::conformance!(@one $make, a_duplicate_sheet_no_is_refused);
+        $crate::conformance!(@one $make, the_outbox_delivers_in_order_per_ticket_with_leases);
+        $crate::conformance!(@one $make, due_timers_are_claimed_once_within_their_lease);
+        $crate::conformance!(@one $make, process_definitions_are_versioned);
+        $crate::conformance!(@one $make, the_directory_round_trips);
+        $crate::conformance!(@one $make, ticket_ids_are_reserved_in_blocks);
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn concurrent_writers_on_one_ticket_exactly_one_wins() {
+            if let Some(s) = $make.await {
+                $crate::concurrent_writers_on_one_ticket_exactly_one_wins(std::sync::Arc::new(s)).await;
+            }
+        }
+    };
+    (@one $make:expr, $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            if let Some(s) = $make.await {
+                $crate::$name(&s).await;
+            }
+        }
+    };
+}

@@ -1,0 +1,327 @@
+//! eoms storage: what every backend must do, in the shapes the rest of eoms uses.
+//!
+//! Owns: the [`Store`] trait, the write unit of one action ([`TicketWrite`]: ticket projection,
+//! history, outbox rows, timer changes, idempotency record — committed as ONE transaction), the
+//! query shapes of DOMAIN §7, and [`StorageError`]. Must not: contain a driver, or any decision
+//! of the domain (a backend stores what the engine decided).
+//!
+//! Backends: `eoms-store-sqlite` (the embedded default) and `eoms-store-postgres`; one
+//! conformance suite (`eoms-store-tests`) runs against both.
+
+mod projection;
+mod query;
+pub mod sql;
+
+pub use projection::{Summary, summarize};
+pub use query::*;
+
+use chrono::{DateTime, Utc};
+use eoms_domain::engine::TimerKind;
+use eoms_domain::ids::{TaskNo, TicketId};
+use eoms_domain::{Event, Ticket};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+pub type Timestamp = DateTime<Utc>;
+
+/// The schema this binary was built for: the highest migration number it knows.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The migrations, by number and name; every backend ships a file per entry with the same
+/// number and name (`migrations/0001_initial.sql`).
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, "initial")];
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StorageError {
+    /// Someone else changed the ticket since it was read (optimistic concurrency).
+    #[error("ticket {ticket} changed concurrently (expected version {expected}, found {actual})")]
+    Conflict { ticket: u64, expected: u32, actual: u32 },
+    /// A unique key is taken (sheet no., CSS serial no., a key of the configuration).
+    #[error("{what} '{key}' already exists")]
+    Duplicate { what: &'static str, key: String },
+    #[error("{what} '{key}' not found")]
+    NotFound { what: &'static str, key: String },
+    /// The database was migrated by a newer eoms; this binary refuses to touch it.
+    #[error("the database schema is version {database}, newer than this eoms ({binary}); upgrade eoms")]
+    SchemaTooNew { database: i64, binary: i64 },
+    #[error("the database schema is version {database}; run `eoms migrate` (this eoms needs {binary})")]
+    SchemaTooOld { database: i64, binary: i64 },
+    /// The database cannot be reached.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A stored row cannot be decoded.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    /// Any other backend failure: logged with its cause, never shown to users.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+impl StorageError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            StorageError::Conflict { .. } => "conflict",
+            StorageError::Duplicate { .. } => "duplicate",
+            StorageError::NotFound { .. } => "not_found",
+            StorageError::SchemaTooNew { .. } => "schema_too_new",
+            StorageError::SchemaTooOld { .. } => "schema_too_old",
+            StorageError::Unavailable(_) => "storage_unavailable",
+            StorageError::Corrupt(_) => "storage_corrupt",
+            StorageError::Backend(_) => "storage_failure",
+        }
+    }
+}
+
+/// A message queued for delivery in the same transaction as the change it reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewOutbox {
+    /// `css` (to the ticket's province CSS), `notify` (people), `webhook`, …
+    pub channel: String,
+    /// What it is (`confirm`, `notify`, `reply`, `withdraw`, `task_assigned`, …).
+    pub kind: String,
+    /// A stable id the receiver can drop duplicates by.
+    pub message_id: String,
+    pub payload: serde_json::Value,
+}
+
+/// A stored outbox row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub ticket_id: TicketId,
+    pub channel: String,
+    pub kind: String,
+    pub message_id: String,
+    pub payload: serde_json::Value,
+    pub status: OutboxStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    Pending,
+    Delivered,
+    /// Gave up after the configured attempts; kept for admins, blocks later messages of its ticket.
+    Dead,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Dead => "dead",
+        }
+    }
+    pub fn parse(s: &str) -> Option<OutboxStatus> {
+        match s {
+            "pending" => Some(OutboxStatus::Pending),
+            "delivered" => Some(OutboxStatus::Delivered),
+            "dead" => Some(OutboxStatus::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// A change to a deadline timer, from the engine's effects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TimerChange {
+    /// Set or replace the timer of (task or ticket, kind).
+    Set { task: Option<TaskNo>, kind: TimerKind, due: Timestamp },
+    /// Drop the task's timers.
+    CancelTask { task: TaskNo },
+    /// Drop every timer of the ticket (it ended).
+    CancelAll,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DueTimer {
+    pub ticket_id: TicketId,
+    pub task: Option<TaskNo>,
+    pub kind: TimerKind,
+    pub due: Timestamp,
+}
+
+/// A request's idempotency key and the answer it got: a retried request gets the same answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Idempotency {
+    pub key: String,
+    pub response: String,
+}
+
+/// Everything one action writes, committed as one transaction.
+#[derive(Debug, Clone)]
+pub struct TicketWrite {
+    /// The ticket after the action (the fold of its history).
+    pub ticket: Ticket,
+    /// The version (`Ticket::seq`) the action was decided on; `None` creates the ticket.
+    pub expected_seq: Option<u32>,
+    /// The events the action appended.
+    pub events: Vec<Event>,
+    pub outbox: Vec<NewOutbox>,
+    pub timers: Vec<TimerChange>,
+    pub idempotency: Option<Idempotency>,
+    /// The queryable projection ([`summarize`]).
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Committed {
+    /// Written; the ticket's new version.
+    Written { seq: u32 },
+    /// The idempotency key was seen before: nothing was written; here is the first answer.
+    Replayed { response: String },
+}
+
+/// A stored process definition version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProcess {
+    pub key: String,
+    pub version: u32,
+    pub source: String,
+    pub created_at: Timestamp,
+}
+
+/// The storage every backend implements. Methods are futures that are `Send`, so the server can
+/// run them on any worker thread. The backend is chosen once, from the database URL.
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations; refuses a schema newer than this binary. Returns what it applied.
+    fn migrate(&self, now: Timestamp) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send;
+    /// The schema version in the database (0 when empty).
+    fn schema_version(&self) -> impl Future<Output = Result<i64, StorageError>> + Send;
+    /// Reserves `n` ticket ids for this node.
+    fn reserve_ticket_ids(&self, n: u32) -> impl Future<Output = Result<std::ops::Range<u64>, StorageError>> + Send;
+    /// Commits one action in one transaction; `Conflict` when the ticket moved on.
+    fn commit(&self, w: TicketWrite) -> impl Future<Output = Result<Committed, StorageError>> + Send;
+    /// The answer an idempotency key got, if any.
+    fn idempotent_response(&self, key: &str) -> impl Future<Output = Result<Option<String>, StorageError>> + Send;
+    fn ticket(&self, id: TicketId) -> impl Future<Output = Result<Option<Ticket>, StorageError>> + Send;
+    fn ticket_id_by_sheet(&self, sheet_no: &str)
+    -> impl Future<Output = Result<Option<TicketId>, StorageError>> + Send;
+    fn ticket_id_by_css_serial(
+        &self,
+        serial: &str,
+    ) -> impl Future<Output = Result<Option<TicketId>, StorageError>> + Send;
+    /// The ticket's history, oldest first.
+    fn history(&self, id: TicketId) -> impl Future<Output = Result<Vec<Event>, StorageError>> + Send;
+    /// Open tasks of a user: claimed by or assigned to them, or ready in one of their groups.
+    fn todo(&self, q: &TodoQuery) -> impl Future<Output = Result<Page<TaskRow>, StorageError>> + Send;
+    /// Tickets the user acted on.
+    fn done(&self, q: &DoneQuery) -> impl Future<Output = Result<Page<TicketRow>, StorageError>> + Send;
+    /// Ticket query (DOMAIN §7), data scope applied in the query so totals count only what the
+    /// user may see.
+    fn query(&self, q: &TicketQuery) -> impl Future<Output = Result<Page<TicketRow>, StorageError>> + Send;
+    /// Claims up to `limit` due timers for `lease` seconds; a claimed timer is not handed to
+    /// another node until its lease ends.
+    fn claim_due_timers(
+        &self,
+        node: &str,
+        now: Timestamp,
+        lease_secs: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<DueTimer>, StorageError>> + Send;
+    /// Drops a fired timer, unless it was moved meanwhile (its due time changed).
+    fn timer_fired(&self, t: &DueTimer) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Claims up to `limit` outbox rows that are due, at most one per ticket and only the oldest
+    /// undelivered one of its ticket (messages are never reordered per ticket).
+    fn claim_outbox(
+        &self,
+        node: &str,
+        now: Timestamp,
+        lease_secs: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<OutboxRow>, StorageError>> + Send;
+    fn outbox_delivered(&self, id: i64, at: Timestamp) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Records a failed attempt: retried at `next_attempt_at`, or dead-lettered when `dead`.
+    fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: Timestamp,
+        dead: bool,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    fn outbox(&self, ticket: TicketId) -> impl Future<Output = Result<Vec<OutboxRow>, StorageError>> + Send;
+    /// Stores a new version of a process definition; the version must be new for its key.
+    fn save_process(&self, p: &StoredProcess) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Every stored version, by key then version.
+    fn processes(&self) -> impl Future<Output = Result<Vec<StoredProcess>, StorageError>> + Send;
+    /// Replaces the org/role directory in one transaction (org units, users, function roles,
+    /// sub-roles with their dimensions, members and leader).
+    fn save_directory(&self, d: &eoms_domain::org::Directory) -> impl Future<Output = Result<(), StorageError>> + Send;
+    fn directory(&self) -> impl Future<Output = Result<eoms_domain::org::Directory, StorageError>> + Send;
+    /// A consistent check of the database file/structure (SQLite: `PRAGMA integrity_check`).
+    fn integrity_check(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
+}
+
+/// Turns the engine's effects into outbox rows and timer changes for a [`TicketWrite`].
+pub fn plan_effects(ticket: &Ticket, effects: &[eoms_domain::Effect]) -> (Vec<NewOutbox>, Vec<TimerChange>) {
+    use eoms_domain::Effect;
+    let mut outbox = Vec::new();
+    let mut timers = Vec::new();
+    for (i, e) in effects.iter().enumerate() {
+        match e {
+            Effect::SendToCss { message, action, form } => outbox.push(NewOutbox {
+                channel: "css".into(),
+                kind: message.as_str().trim_start_matches("css.").to_string(),
+                message_id: format!("{}-{}-{}", ticket.id.0, ticket.seq, i),
+                payload: serde_json::json!({ "action": action, "form": form, "sheet_no": ticket.sheet_no }),
+            }),
+            Effect::Notify { kind, action, to } => outbox.push(NewOutbox {
+                channel: "notify".into(),
+                kind: serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                message_id: format!("{}-{}-{}", ticket.id.0, ticket.seq, i),
+                payload: serde_json::json!({ "action": action, "to": to, "sheet_no": ticket.sheet_no }),
+            }),
+            Effect::StartTimer { task, kind, at } => {
+                timers.push(TimerChange::Set { task: *task, kind: *kind, due: *at })
+            }
+            Effect::CancelTimers { task } => timers.push(TimerChange::CancelTask { task: *task }),
+        }
+    }
+    if ticket.status.is_terminal() {
+        timers.push(TimerChange::CancelAll);
+    }
+    (outbox, timers)
+}
+
+impl TicketWrite {
+    /// The write for an engine decision: `before` is the ticket it was decided on (`None` when the
+    /// decision created it). Applies the events, plans outbox rows and timers, and computes the
+    /// projection.
+    pub fn from_decision(
+        before: Option<&Ticket>,
+        decision: eoms_domain::Decision,
+        org: &eoms_domain::Org,
+        idempotency: Option<Idempotency>,
+    ) -> Result<TicketWrite, StorageError> {
+        let ticket = match before {
+            Some(t) => {
+                let mut t = t.clone();
+                decision.events.iter().for_each(|e| t.apply(e));
+                t
+            }
+            None => Ticket::replay(&decision.events)
+                .ok_or_else(|| StorageError::Backend("a new ticket's events must start with Created".into()))?,
+        };
+        let actors: Vec<_> = decision
+            .events
+            .iter()
+            .filter_map(|e| if let Event::ActionRecorded(r) = e { Some(r.actor.clone()) } else { None })
+            .collect();
+        let (outbox, timers) = plan_effects(&ticket, &decision.effects);
+        let summary = summarize(&ticket, org, &actors);
+        Ok(TicketWrite {
+            expected_seq: before.map(|t| t.seq),
+            ticket,
+            events: decision.events,
+            outbox,
+            timers,
+            idempotency,
+            summary,
+        })
+    }
+}

@@ -1,0 +1,119 @@
+//! The columns a ticket is queried by, computed from its state and the org tree.
+
+use eoms_domain::ids::{OrgUnitId, UserId};
+use eoms_domain::value::Value;
+use eoms_domain::{Org, Ticket};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// The queryable projection of a ticket, written with every action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub title: String,
+    pub css_serial_no: Option<String>,
+    pub msisdn: Option<String>,
+    pub complaint_source: Option<String>,
+    /// The category path joined with `/` (`移网/网络使用/移网语音`).
+    pub category: Option<String>,
+    pub urgency: Option<String>,
+    pub customer_level: Option<String>,
+    pub network_type: Option<String>,
+    pub satisfaction: Option<String>,
+    /// The ticket's province and city (where the problem is), when known.
+    pub province: Option<OrgUnitId>,
+    pub city: Option<OrgUnitId>,
+    /// Text searched by keyword: title, description, address, handling and reply texts.
+    pub keywords: String,
+    /// Org units the ticket concerns, each with its ancestors, by relation:
+    /// `region` (where the problem is), `creator`, `handling` (every flow's org and task org).
+    pub orgs: Vec<(&'static str, OrgUnitId)>,
+    /// People the ticket concerns: `creator`, `actor` (acted on it), `copied`, `owner` (holds a task).
+    pub users: Vec<(&'static str, UserId)>,
+}
+
+fn text(t: &Ticket, k: &str) -> Option<String> {
+    t.field(k).map(Value::display).filter(|s| !s.is_empty())
+}
+
+fn with_ancestors(org: &Org, id: &OrgUnitId, rel: &'static str, out: &mut BTreeSet<(&'static str, OrgUnitId)>) {
+    let mut cur = org.unit(id);
+    while let Some(u) = cur {
+        if !out.insert((rel, u.id.clone())) {
+            break;
+        }
+        cur = u.parent.as_ref().and_then(|p| org.unit(p));
+    }
+}
+
+/// Computes the projection. `actors` are the users who acted on the ticket in this write (the
+/// backend keeps the earlier ones).
+pub fn summarize(t: &Ticket, org: &Org, actors: &[UserId]) -> Summary {
+    let org_field = |k: &str| match t.field(k) {
+        Some(Value::Org(o)) => Some(o.clone()),
+        _ => None,
+    };
+    let city = org_field("city");
+    let province =
+        org_field("province").or_else(|| city.as_ref().and_then(|c| org.province_of(c).cloned())).or_else(|| {
+            match t.field("problem_provinces") {
+                Some(Value::List(l)) if l.len() == 1 => l[0].as_key().map(OrgUnitId::new),
+                _ => None,
+            }
+        });
+    let mut orgs = BTreeSet::new();
+    for o in province.iter().chain(city.iter()) {
+        with_ancestors(org, o, "region", &mut orgs);
+    }
+    if let Some(Value::List(l)) = t.field("problem_provinces") {
+        for p in l.iter().filter_map(Value::as_key) {
+            with_ancestors(org, &OrgUnitId::new(p), "region", &mut orgs);
+        }
+    }
+    with_ancestors(org, &t.creator_org, "creator", &mut orgs);
+    for s in &t.sub_orders {
+        with_ancestors(org, &s.org, "handling", &mut orgs);
+    }
+    for task in &t.tasks {
+        with_ancestors(org, &task.org, "handling", &mut orgs);
+    }
+    let mut users = BTreeSet::new();
+    users.insert(("creator", t.creator.clone()));
+    for u in actors {
+        users.insert(("actor", u.clone()));
+    }
+    for u in &t.copied {
+        users.insert(("copied", u.clone()));
+    }
+    for task in &t.tasks {
+        for u in task.claimed_by.iter().chain(task.assignee.iter()) {
+            users.insert(("owner", u.clone()));
+        }
+    }
+    let keywords = ["title", "description", "address", "deal_desc", "deal_result", "analysis", "customer_name"]
+        .iter()
+        .filter_map(|k| text(t, k))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Summary {
+        title: text(t, "title").unwrap_or_default(),
+        css_serial_no: text(t, "css_serial_no"),
+        msisdn: match t.field("msisdn") {
+            Some(Value::Msisdn(m)) => Some(m.as_str().to_string()),
+            _ => None,
+        },
+        complaint_source: text(t, "complaint_source"),
+        category: match t.field("category") {
+            Some(Value::List(l)) => Some(l.iter().map(Value::display).collect::<Vec<_>>().join("/")),
+            _ => None,
+        },
+        urgency: text(t, "urgency"),
+        customer_level: text(t, "customer_level"),
+        network_type: text(t, "network_type"),
+        satisfaction: text(t, "satisfaction"),
+        province,
+        city,
+        keywords,
+        orgs: orgs.into_iter().collect(),
+        users: users.into_iter().collect(),
+    }
+}

@@ -1,0 +1,167 @@
+//! Query shapes (DOMAIN §7): to-do, done, ticket query, with data scope and paging.
+
+use crate::Timestamp;
+use eoms_domain::ids::{OrgUnitId, SubRoleId, TicketId, UserId};
+use serde::{Deserialize, Serialize};
+
+/// What a user may see (their function roles' widest data scope, resolved to org units).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Scope {
+    All,
+    /// Tickets concerning any of these org units (each matches its whole subtree, because
+    /// tickets are indexed under every ancestor of the units they concern).
+    Subtree(Vec<OrgUnitId>),
+    /// Tickets whose creator or handling org is exactly one of these (a department).
+    Department(Vec<OrgUnitId>),
+    /// Tickets the user created, acted on, holds a task of, or was copied on.
+    Own(UserId),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PageReq {
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for PageReq {
+    fn default() -> Self {
+        PageReq { limit: 50, offset: 0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Counted after the scope filter.
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TodoQuery {
+    pub user: UserId,
+    /// The handling groups the user belongs to.
+    pub groups: Vec<SubRoleId>,
+    pub process: Option<String>,
+    pub page: PageReq,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRow {
+    pub ticket_id: TicketId,
+    pub sheet_no: String,
+    pub title: String,
+    pub process: String,
+    pub status: String,
+    pub task_no: u32,
+    pub step: String,
+    pub org: String,
+    pub group: Option<String>,
+    pub assignee: Option<String>,
+    pub claimed_by: Option<String>,
+    pub opened_at: Timestamp,
+    pub accept_deadline: Option<Timestamp>,
+    pub complete_deadline: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DoneQuery {
+    pub user: UserId,
+    pub page: PageReq,
+}
+
+/// Sortable columns of the ticket query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SortBy {
+    #[default]
+    CreatedAt,
+    Deadline,
+    SheetNo,
+    Status,
+}
+
+impl SortBy {
+    pub fn column(self) -> &'static str {
+        match self {
+            SortBy::CreatedAt => "created_at",
+            SortBy::Deadline => "deadline",
+            SortBy::SheetNo => "sheet_no",
+            SortBy::Status => "status",
+        }
+    }
+}
+
+/// Any combination of the ticket-query conditions of DOMAIN §7.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketQuery {
+    pub scope: Scope,
+    pub sheet_no: Option<String>,
+    pub css_serial_no: Option<String>,
+    pub msisdn: Option<String>,
+    /// Chinese full text over title, description, address and handling texts.
+    pub keyword: Option<String>,
+    pub process: Option<String>,
+    pub span: Option<String>,
+    pub status: Vec<String>,
+    pub source: Option<String>,
+    /// A category path prefix (`移网/网络使用`).
+    pub category: Option<String>,
+    /// Where the problem is: an org unit and its subtree.
+    pub region: Option<OrgUnitId>,
+    /// A handling org unit (and its subtree).
+    pub handling_org: Option<OrgUnitId>,
+    pub created_from: Option<Timestamp>,
+    pub created_to: Option<Timestamp>,
+    /// Past its deadline at `now` and not ended.
+    pub overdue_at: Option<Timestamp>,
+    pub sort: SortBy,
+    pub descending: bool,
+    pub page: PageReq,
+}
+
+impl TicketQuery {
+    pub fn new(scope: Scope) -> TicketQuery {
+        TicketQuery {
+            scope,
+            sheet_no: None,
+            css_serial_no: None,
+            msisdn: None,
+            keyword: None,
+            process: None,
+            span: None,
+            status: Vec::new(),
+            source: None,
+            category: None,
+            region: None,
+            handling_org: None,
+            created_from: None,
+            created_to: None,
+            overdue_at: None,
+            sort: SortBy::CreatedAt,
+            descending: true,
+            page: PageReq::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketRow {
+    pub id: TicketId,
+    pub sheet_no: String,
+    pub css_serial_no: Option<String>,
+    pub process: String,
+    pub span: String,
+    pub status: String,
+    pub title: String,
+    pub msisdn: Option<String>,
+    pub complaint_source: Option<String>,
+    pub category: Option<String>,
+    pub province: Option<String>,
+    pub city: Option<String>,
+    pub urgency: Option<String>,
+    pub creator: String,
+    pub created_at: Timestamp,
+    pub deadline: Option<Timestamp>,
+    pub replied_at: Option<Timestamp>,
+    pub closed_at: Option<Timestamp>,
+}
