@@ -27,7 +27,10 @@ CREATE TABLE tickets (
   closed_at TIMESTAMPTZ,
   deadline TIMESTAMPTZ,
   seq INTEGER NOT NULL,
+  -- Rows in ticket_events: one per write (a JSON array of that action's events).
   event_count INTEGER NOT NULL,
+  -- Hash of the data-scope relations and keywords last written: unchanged ones are not rewritten.
+  aux_hash BIGINT NOT NULL,
   state TEXT NOT NULL
 );
 CREATE INDEX tickets_created ON tickets (created_at);
@@ -37,7 +40,7 @@ CREATE INDEX tickets_msisdn ON tickets (msisdn) WHERE msisdn IS NOT NULL;
 CREATE INDEX tickets_css_serial ON tickets (css_serial_no) WHERE css_serial_no IS NOT NULL;
 CREATE INDEX tickets_open_deadline ON tickets (deadline) WHERE closed_at IS NULL;
 
--- The append-only history: every event of every action.
+-- The append-only history: one row per action (n = 0, 1, …), the JSON array of its events.
 CREATE TABLE ticket_events (
   ticket_id BIGINT NOT NULL REFERENCES tickets (id),
   n INTEGER NOT NULL,

@@ -155,11 +155,10 @@ fn timer_kind(k: eoms_domain::engine::TimerKind) -> &'static str {
 }
 
 async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed, StorageError> {
-    if let Some(idem) = &w.idempotency
-        && let Some(r) =
-            c.query_opt("SELECT response FROM idempotency WHERE key = $1", &[&idem.key]).await.map_err(err)?
-    {
-        return Ok(Committed::Replayed { response: r.get(0) });
+    if let Some(idem) = &w.idempotency {
+        if let Some(r) = c.query_opt("SELECT response FROM idempotency WHERE key = $1", &[&idem.key]).await.map_err(err)? {
+            return Ok(Committed::Replayed { response: r.get(0) });
+        }
     }
     let t = &w.ticket;
     let s = &w.summary;
@@ -168,23 +167,30 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
     let province = s.province.as_ref().map(|o| o.to_string());
     let city = s.city.as_ref().map(|o| o.to_string());
     let seq = t.seq as i32;
-    let first_event: i32 = match w.expected_seq {
+    let aux_hash = s.aux_hash();
+    let (first_event, aux_changed): (i32, bool) = match w.expected_seq {
         Some(expected) => {
             let row = c
-                .query_opt("SELECT seq, event_count FROM tickets WHERE id = $1 FOR UPDATE", &[&id])
+                .query_opt("SELECT seq, event_count, aux_hash FROM tickets WHERE id = $1 FOR UPDATE", &[&id])
                 .await
                 .map_err(err)?
                 .ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
-            let (actual, events): (i32, i32) = (row.get(0), row.get(1));
+            let (actual, events, old_hash): (i32, i32, i64) = (row.get(0), row.get(1), row.get(2));
             if actual as u32 != expected {
                 return Err(StorageError::Conflict { ticket: t.id.0, expected, actual: actual as u32 });
             }
-            let event_count = events + w.events.len() as i32;
+            let event_count = events + 1;
+            let update = c
+                .prepare_cached(
+                    "UPDATE tickets SET css_serial_no = $2, span = $3, status = $4, title = $5, msisdn = $6, complaint_source = $7,
+                     category = $8, urgency = $9, customer_level = $10, network_type = $11, satisfaction = $12, province = $13,
+                     city = $14, replied_at = $15, closed_at = $16, deadline = $17, seq = $18, event_count = $19, state = $20,
+                     aux_hash = $21 WHERE id = $1",
+                )
+                .await
+                .map_err(err)?;
             c.execute(
-                "UPDATE tickets SET css_serial_no = $2, span = $3, status = $4, title = $5, msisdn = $6, complaint_source = $7,
-                 category = $8, urgency = $9, customer_level = $10, network_type = $11, satisfaction = $12, province = $13,
-                 city = $14, replied_at = $15, closed_at = $16, deadline = $17, seq = $18, event_count = $19, state = $20
-                 WHERE id = $1",
+                &update,
                 &[
                     &id,
                     &s.css_serial_no,
@@ -206,20 +212,21 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                     &seq,
                     &event_count,
                     &state,
+                    &aux_hash,
                 ],
             )
             .await
             .map_err(err)?;
-            events
+            (events, old_hash != aux_hash)
         }
         None => {
-            let event_count = w.events.len() as i32;
+            let event_count = 1i32;
             let version = t.version as i32;
             c.execute(
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
-                 creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+                 creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
                 &[
                     &id,
                     &t.sheet_no.as_str(),
@@ -247,6 +254,7 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                     &seq,
                     &event_count,
                     &state,
+                    &aux_hash,
                 ],
             )
             .await
@@ -254,43 +262,32 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                 StorageError::Duplicate { .. } => StorageError::Duplicate { what: "ticket", key: t.sheet_no.to_string() },
                 other => other,
             })?;
-            0
+            (0, true)
         }
     };
-    let ins_event =
-        c.prepare("INSERT INTO ticket_events (ticket_id, n, body) VALUES ($1, $2, $3)").await.map_err(err)?;
+    // One history row per action: the JSON array of its events.
+    let body = serde_json::to_string(&w.events).map_err(|e| StorageError::Backend(e.to_string()))?;
+    let ins_event = c.prepare_cached("INSERT INTO ticket_events (ticket_id, n, body) VALUES ($1, $2, $3)").await.map_err(err)?;
+    c.execute(&ins_event, &[&id, &first_event, &body]).await.map_err(err)?;
     let ins_action = c
-        .prepare("INSERT INTO actions (ticket_id, seq, action, code, actor, actor_org, step, at, on_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .prepare_cached(
+            "INSERT INTO actions (ticket_id, seq, action, code, actor, actor_org, step, at, on_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
         .await
         .map_err(err)?;
-    for (i, e) in w.events.iter().enumerate() {
-        let body = serde_json::to_string(e).map_err(|e| StorageError::Backend(e.to_string()))?;
-        let n = first_event + i as i32;
-        c.execute(&ins_event, &[&id, &n, &body]).await.map_err(err)?;
+    for e in &w.events {
         if let Event::ActionRecorded(r) = e {
             let seq = r.seq as i32;
             let step = r.step.as_ref().map(|s| s.to_string());
-            c.execute(
-                &ins_action,
-                &[
-                    &id,
-                    &seq,
-                    &r.action.as_str(),
-                    &r.code,
-                    &r.actor.as_str(),
-                    &r.actor_org.as_str(),
-                    &step,
-                    &r.at,
-                    &r.on_time,
-                ],
-            )
-            .await
-            .map_err(err)?;
+            c.execute(&ins_action, &[&id, &seq, &r.action.as_str(), &r.code, &r.actor.as_str(), &r.actor_org.as_str(), &step, &r.at, &r.on_time])
+                .await
+                .map_err(err)?;
         }
     }
-    c.execute("DELETE FROM tasks WHERE ticket_id = $1", &[&id]).await.map_err(err)?;
+    let del_tasks = c.prepare_cached("DELETE FROM tasks WHERE ticket_id = $1").await.map_err(err)?;
+    c.execute(&del_tasks, &[&id]).await.map_err(err)?;
     let ins_task = c
-        .prepare(
+        .prepare_cached(
             "INSERT INTO tasks (ticket_id, task_no, step, sub_order, grp, assignee, claimed_by, org, side, opened_at, accept_deadline, complete_deadline)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
@@ -304,51 +301,33 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
         let claimed = k.claimed_by.as_ref().map(|u| u.to_string());
         c.execute(
             &ins_task,
-            &[
-                &id,
-                &no,
-                &k.step.as_str(),
-                &sub,
-                &grp,
-                &assignee,
-                &claimed,
-                &k.org.as_str(),
-                &k.side,
-                &k.opened_at,
-                &k.accept_deadline,
-                &k.complete_deadline,
-            ],
+            &[&id, &no, &k.step.as_str(), &sub, &grp, &assignee, &claimed, &k.org.as_str(), &k.side, &k.opened_at, &k.accept_deadline, &k.complete_deadline],
         )
         .await
         .map_err(err)?;
     }
-    c.execute("DELETE FROM ticket_orgs WHERE ticket_id = $1", &[&id]).await.map_err(err)?;
-    let ins_org = c
-        .prepare("INSERT INTO ticket_orgs (org_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+    if aux_changed {
+        c.execute("DELETE FROM ticket_orgs WHERE ticket_id = $1", &[&id]).await.map_err(err)?;
+        let ins_org =
+            c.prepare_cached("INSERT INTO ticket_orgs (org_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").await.map_err(err)?;
+        for (rel, o) in &s.orgs {
+            c.execute(&ins_org, &[&o.as_str(), rel, &id]).await.map_err(err)?;
+        }
+        // Actors accumulate over the ticket's life; the other relations follow its current state.
+        c.execute("DELETE FROM ticket_users WHERE ticket_id = $1 AND relation <> 'actor'", &[&id]).await.map_err(err)?;
+        c.execute(
+            "INSERT INTO ticket_fts (ticket_id, keywords) VALUES ($1, $2) ON CONFLICT (ticket_id) DO UPDATE SET keywords = excluded.keywords",
+            &[&id, &s.keywords],
+        )
         .await
         .map_err(err)?;
-    for (rel, o) in &s.orgs {
-        c.execute(&ins_org, &[&o.as_str(), rel, &id]).await.map_err(err)?;
     }
-    c.execute("DELETE FROM ticket_users WHERE ticket_id = $1 AND relation <> 'actor'", &[&id]).await.map_err(err)?;
-    let ins_user = c
-        .prepare("INSERT INTO ticket_users (user_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .await
-        .map_err(err)?;
-    for (rel, u) in &s.users {
+    let ins_user =
+        c.prepare_cached("INSERT INTO ticket_users (user_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").await.map_err(err)?;
+    for (rel, u) in s.users.iter().filter(|(rel, _)| aux_changed || *rel == "actor") {
         c.execute(&ins_user, &[&u.as_str(), rel, &id]).await.map_err(err)?;
     }
-    c.execute(
-        "INSERT INTO ticket_fts (ticket_id, keywords) VALUES ($1, $2) ON CONFLICT (ticket_id) DO UPDATE SET keywords = excluded.keywords",
-        &[&id, &s.keywords],
-    )
-    .await
-    .map_err(err)?;
-    let now = w
-        .events
-        .iter()
-        .find_map(|e| if let Event::ActionRecorded(r) = e { Some(r.at) } else { None })
-        .unwrap_or(t.created_at);
+    let now = w.events.iter().find_map(|e| if let Event::ActionRecorded(r) = e { Some(r.at) } else { None }).unwrap_or(t.created_at);
     for o in &w.outbox {
         let payload = o.payload.to_string();
         c.execute(
@@ -373,9 +352,7 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
             }
             TimerChange::CancelTask { task } => {
                 let no = task.0 as i32;
-                c.execute("DELETE FROM timers WHERE ticket_id = $1 AND task_no = $2", &[&id, &no])
-                    .await
-                    .map_err(err)?;
+                c.execute("DELETE FROM timers WHERE ticket_id = $1 AND task_no = $2", &[&id, &no]).await.map_err(err)?;
             }
             TimerChange::CancelAll => {
                 c.execute("DELETE FROM timers WHERE ticket_id = $1", &[&id]).await.map_err(err)?;
@@ -383,12 +360,9 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
         }
     }
     if let Some(idem) = &w.idempotency {
-        c.execute(
-            "INSERT INTO idempotency (key, response, created_at) VALUES ($1, $2, $3)",
-            &[&idem.key, &idem.response, &t.created_at],
-        )
-        .await
-        .map_err(err)?;
+        c.execute("INSERT INTO idempotency (key, response, created_at) VALUES ($1, $2, $3)", &[&idem.key, &idem.response, &t.created_at])
+            .await
+            .map_err(err)?;
     }
     Ok(Committed::Written { seq: t.seq })
 }
@@ -476,7 +450,12 @@ impl Store for PgStore {
             .query("SELECT body FROM ticket_events WHERE ticket_id = $1 ORDER BY n", &[&(id.0 as i64)])
             .await
             .map_err(err)?;
-        rows.iter().map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(corrupt)).collect()
+        let mut out = Vec::new();
+        for r in rows {
+            let batch: Vec<Event> = serde_json::from_str(&r.get::<_, String>(0)).map_err(corrupt)?;
+            out.extend(batch);
+        }
+        Ok(out)
     }
 
     async fn todo(&self, q: &TodoQuery) -> Result<Page<TaskRow>, StorageError> {
@@ -891,7 +870,8 @@ impl Store for PgStore {
         let c = self.client().await?;
         let bad: i64 = c
             .query_one(
-                "SELECT COUNT(*) FROM tickets t WHERE t.event_count <> (SELECT COUNT(*) FROM ticket_events e WHERE e.ticket_id = t.id)",
+                "SELECT COUNT(*) FROM tickets t WHERE t.event_count <> (SELECT COUNT(*) FROM ticket_events e WHERE e.ticket_id = t.id)
+                   OR t.seq <> (SELECT COUNT(*) FROM actions a WHERE a.ticket_id = t.id)",
                 &[],
             )
             .await

@@ -28,6 +28,7 @@ type Done = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
 
 pub struct SqliteStore {
     writer: Mutex<mpsc::Sender<Work>>,
+    stats: Arc<write::Stats>,
     readers: Arc<ReadPool>,
     path: PathBuf,
 }
@@ -39,7 +40,11 @@ struct ReadPool {
 
 pub(crate) fn err(e: rusqlite::Error) -> StorageError {
     match &e {
-        rusqlite::Error::SqliteFailure(f, msg) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+        // Only uniqueness is a duplicate; other constraint failures are faults.
+        rusqlite::Error::SqliteFailure(f, msg)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation
+                && matches!(f.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
+        {
             StorageError::Duplicate { what: "row", key: msg.clone().unwrap_or_default() }
         }
         rusqlite::Error::SqliteFailure(f, _)
@@ -77,9 +82,11 @@ impl SqliteStore {
             return Err(StorageError::SchemaTooNew { database: v, binary: SCHEMA_VERSION });
         }
         let (tx, rx) = mpsc::channel::<Work>();
+        let stats = Arc::new(write::Stats::default());
+        let st = stats.clone();
         std::thread::Builder::new()
             .name("eoms-sqlite-writer".into())
-            .spawn(move || write::writer_loop(conn, rx))
+            .spawn(move || write::writer_loop(conn, rx, &st))
             .map_err(|e| StorageError::Backend(e.to_string()))?;
         let mut conns = Vec::new();
         for _ in 0..4 {
@@ -91,6 +98,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             writer: Mutex::new(tx),
+            stats,
             readers: Arc::new(ReadPool { conns: Mutex::new(conns), ready: Condvar::new() }),
             path,
         })
@@ -98,6 +106,12 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// (commits, requests) since opening: requests / commits is the mean group-commit batch.
+    pub fn commit_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.stats.commits.load(Relaxed), self.stats.requests.load(Relaxed))
     }
 
     /// Runs `f` in the writer's batch transaction and waits for the batch's commit.
@@ -338,4 +352,57 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+/// An online, consistent copy of the database at `from` into the new file `to` (SQLite's
+/// `VACUUM INTO`: a snapshot of one read transaction, while eoms keeps running). Returns the
+/// size of the copy in bytes.
+pub fn backup(from: &Path, to: &Path) -> Result<u64, StorageError> {
+    if to.exists() {
+        return Err(StorageError::Duplicate { what: "backup file", key: to.display().to_string() });
+    }
+    let c = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(err)?;
+    c.execute("VACUUM INTO ?1", [to.to_string_lossy()]).map_err(err)?;
+    std::fs::metadata(to).map(|m| m.len()).map_err(|e| StorageError::Backend(e.to_string()))
+}
+
+/// Replaces the database at `to` with the backup `from`, after checking that the backup is an
+/// intact eoms database this binary can run. eoms must not be running on `to`.
+pub fn restore(from: &Path, to: &Path) -> Result<(), StorageError> {
+    {
+        let c = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(err)?;
+        let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(err)?;
+        if ok != "ok" {
+            return Err(StorageError::Corrupt(format!("{}: {ok}", from.display())));
+        }
+        let v = current_version(&c).map_err(|_| StorageError::Corrupt(format!("{} is not an eoms database", from.display())))?;
+        if v > SCHEMA_VERSION {
+            return Err(StorageError::SchemaTooNew { database: v, binary: SCHEMA_VERSION });
+        }
+    }
+    let tmp = to.with_extension("restoring");
+    std::fs::copy(from, &tmp).map_err(|e| StorageError::Backend(e.to_string()))?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", to.display()));
+        if side.exists() {
+            std::fs::remove_file(&side).map_err(|e| StorageError::Backend(e.to_string()))?;
+        }
+    }
+    std::fs::rename(&tmp, to).map_err(|e| StorageError::Backend(e.to_string()))
+}
+
+/// The baseline for the group-commit benchmark: the same rows written by the same statements,
+/// straight on one connection (no writer thread, no channel, no async), `batch` writes per
+/// transaction, with the same durability settings.
+pub fn write_directly(path: &Path, writes: &[TicketWrite], batch: usize) -> Result<(), StorageError> {
+    let c = Connection::open(path).map_err(err)?;
+    configure(&c)?;
+    for chunk in writes.chunks(batch.max(1)) {
+        c.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        for w in chunk {
+            write::commit(&c, w)?;
+        }
+        c.execute_batch("COMMIT").map_err(err)?;
+    }
+    Ok(())
 }

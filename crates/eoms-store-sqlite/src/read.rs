@@ -36,7 +36,12 @@ pub(crate) fn id_by(c: &Connection, column: &str, v: &str) -> Result<Option<Tick
 pub(crate) fn history(c: &Connection, id: TicketId) -> Result<Vec<Event>, StorageError> {
     let mut st = c.prepare_cached("SELECT body FROM ticket_events WHERE ticket_id = ?1 ORDER BY n").map_err(err)?;
     let rows = st.query_map([id.0 as i64], |r| r.get::<_, String>(0)).map_err(err)?;
-    rows.map(|r| r.map_err(err).and_then(|s| serde_json::from_str(&s).map_err(corrupt))).collect()
+    let mut out = Vec::new();
+    for r in rows {
+        let batch: Vec<Event> = serde_json::from_str(&r.map_err(err)?).map_err(corrupt)?;
+        out.extend(batch);
+    }
+    Ok(out)
 }
 
 fn opt_time(r: &Row, i: usize) -> rusqlite::Result<Option<Timestamp>> {

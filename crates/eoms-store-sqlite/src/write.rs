@@ -20,7 +20,14 @@ pub(crate) fn from_ms(v: i64) -> Timestamp {
     chrono::DateTime::from_timestamp_millis(v).unwrap_or_default()
 }
 
-pub(crate) fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>) {
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub commits: std::sync::atomic::AtomicU64,
+    pub requests: std::sync::atomic::AtomicU64,
+}
+
+pub(crate) fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>, stats: &Stats) {
+    use std::sync::atomic::Ordering::Relaxed;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -61,6 +68,8 @@ pub(crate) fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>) {
             done.push(d);
         }
         let result = conn.execute_batch("COMMIT").map_err(err);
+        stats.commits.fetch_add(1, Relaxed);
+        stats.requests.fetch_add(done.len() as u64, Relaxed);
         if result.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -81,7 +90,9 @@ fn opt_ms(t: Option<Timestamp>) -> Option<i64> {
 pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, StorageError> {
     if let Some(idem) = &w.idempotency {
         let seen: Option<String> = c
-            .query_row("SELECT response FROM idempotency WHERE key = ?1", [&idem.key], |r| r.get(0))
+            .prepare_cached("SELECT response FROM idempotency WHERE key = ?1")
+            .map_err(err)?
+            .query_row([&idem.key], |r| r.get(0))
             .optional()
             .map_err(err)?;
         if let Some(response) = seen {
@@ -91,21 +102,26 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
     let t = &w.ticket;
     let id = t.id.0 as i64;
     let s = &w.summary;
-    let first_event: i64 = match w.expected_seq {
+    let aux_hash = s.aux_hash();
+    let province = s.province.as_ref().map(|o| o.as_str());
+    let city = s.city.as_ref().map(|o| o.as_str());
+    let (first_event, aux_changed): (i64, bool) = match w.expected_seq {
         Some(expected) => {
-            let row: Option<(u32, i64)> = c
-                .query_row("SELECT seq, event_count FROM tickets WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            let row: Option<(u32, i64, i64)> = c
+                .prepare_cached("SELECT seq, event_count, aux_hash FROM tickets WHERE id = ?1")
+                .map_err(err)?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()
                 .map_err(err)?;
-            let (actual, events) = row.ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
+            let (actual, events, old_hash) = row.ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
             if actual != expected {
                 return Err(StorageError::Conflict { ticket: t.id.0, expected, actual });
             }
             c.prepare_cached(
                 "UPDATE tickets SET css_serial_no = ?2, span = ?3, status = ?4, title = ?5, msisdn = ?6, complaint_source = ?7,
                  category = ?8, urgency = ?9, customer_level = ?10, network_type = ?11, satisfaction = ?12, province = ?13,
-                 city = ?14, replied_at = ?15, closed_at = ?16, deadline = ?17, seq = ?18, event_count = ?19, state = ?20
-                 WHERE id = ?1",
+                 city = ?14, replied_at = ?15, closed_at = ?16, deadline = ?17, seq = ?18, event_count = ?19, state = ?20,
+                 aux_hash = ?21 WHERE id = ?1",
             )
             .map_err(err)?
             .execute(params![
@@ -121,24 +137,25 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 s.customer_level,
                 s.network_type,
                 s.satisfaction,
-                s.province.as_ref().map(|o| o.as_str()),
-                s.city.as_ref().map(|o| o.as_str()),
+                province,
+                city,
                 opt_ms(t.replied_at),
                 opt_ms(t.closed_at),
                 opt_ms(t.deadline),
                 t.seq,
-                events + w.events.len() as i64,
+                events + 1,
                 state_json(t)?,
+                aux_hash,
             ])
             .map_err(err)?;
-            events
+            (events, old_hash != aux_hash)
         }
         None => {
             c.prepare_cached(
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
-                 creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+                 creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
             )
             .map_err(err)?
             .execute(params![
@@ -157,8 +174,8 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 s.customer_level,
                 s.network_type,
                 s.satisfaction,
-                s.province.as_ref().map(|o| o.as_str()),
-                s.city.as_ref().map(|o| o.as_str()),
+                province,
+                city,
                 t.creator.as_str(),
                 t.creator_org.as_str(),
                 ms(&t.created_at),
@@ -166,27 +183,30 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 opt_ms(t.closed_at),
                 opt_ms(t.deadline),
                 t.seq,
-                w.events.len() as i64,
+                1,
                 state_json(t)?,
+                aux_hash,
             ])
             .map_err(|e| match err(e) {
                 StorageError::Duplicate { .. } => StorageError::Duplicate { what: "ticket", key: t.sheet_no.to_string() },
                 other => other,
             })?;
-            0
+            (0, true)
         }
     };
+    // One history row per action: the JSON array of its events.
+    let body = serde_json::to_string(&w.events).map_err(|e| StorageError::Backend(e.to_string()))?;
+    c.prepare_cached("INSERT INTO ticket_events (ticket_id, n, body) VALUES (?1, ?2, ?3)")
+        .map_err(err)?
+        .execute(params![id, first_event, body])
+        .map_err(err)?;
     {
-        let mut ins =
-            c.prepare_cached("INSERT INTO ticket_events (ticket_id, n, body) VALUES (?1, ?2, ?3)").map_err(err)?;
         let mut act = c
             .prepare_cached(
                 "INSERT INTO actions (ticket_id, seq, action, code, actor, actor_org, step, at, on_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(err)?;
-        for (i, e) in w.events.iter().enumerate() {
-            let body = serde_json::to_string(e).map_err(|e| StorageError::Backend(e.to_string()))?;
-            ins.execute(params![id, first_event + i as i64, body]).map_err(err)?;
+        for e in &w.events {
             if let Event::ActionRecorded(r) = e {
                 act.execute(params![
                     id,
@@ -229,45 +249,39 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
             .map_err(err)?;
         }
     }
-    c.prepare_cached("DELETE FROM ticket_orgs WHERE ticket_id = ?1").map_err(err)?.execute([id]).map_err(err)?;
-    {
-        let mut ins = c
-            .prepare_cached("INSERT OR IGNORE INTO ticket_orgs (org_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
-            .map_err(err)?;
+    if aux_changed {
+        c.prepare_cached("DELETE FROM ticket_orgs WHERE ticket_id = ?1").map_err(err)?.execute([id]).map_err(err)?;
+        let mut ins =
+            c.prepare_cached("INSERT OR IGNORE INTO ticket_orgs (org_id, relation, ticket_id) VALUES (?1, ?2, ?3)").map_err(err)?;
         for (rel, o) in &s.orgs {
             ins.execute(params![o.as_str(), rel, id]).map_err(err)?;
         }
-    }
-    // Actors accumulate over the ticket's life; the other relations follow its current state.
-    c.prepare_cached("DELETE FROM ticket_users WHERE ticket_id = ?1 AND relation <> 'actor'")
-        .map_err(err)?
-        .execute([id])
-        .map_err(err)?;
-    {
-        let mut ins = c
-            .prepare_cached("INSERT OR IGNORE INTO ticket_users (user_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
+        // Actors accumulate over the ticket's life; the other relations follow its current state.
+        c.prepare_cached("DELETE FROM ticket_users WHERE ticket_id = ?1 AND relation <> 'actor'")
+            .map_err(err)?
+            .execute([id])
             .map_err(err)?;
-        for (rel, u) in &s.users {
+        c.prepare_cached("DELETE FROM ticket_fts WHERE rowid = ?1").map_err(err)?.execute([id]).map_err(err)?;
+        c.prepare_cached("INSERT INTO ticket_fts (rowid, keywords) VALUES (?1, ?2)")
+            .map_err(err)?
+            .execute(params![id, s.keywords])
+            .map_err(err)?;
+    }
+    {
+        let mut ins =
+            c.prepare_cached("INSERT OR IGNORE INTO ticket_users (user_id, relation, ticket_id) VALUES (?1, ?2, ?3)").map_err(err)?;
+        for (rel, u) in s.users.iter().filter(|(rel, _)| aux_changed || *rel == "actor") {
             ins.execute(params![u.as_str(), rel, id]).map_err(err)?;
         }
     }
-    c.prepare_cached("DELETE FROM ticket_fts WHERE rowid = ?1").map_err(err)?.execute([id]).map_err(err)?;
-    c.prepare_cached("INSERT INTO ticket_fts (rowid, keywords) VALUES (?1, ?2)")
-        .map_err(err)?
-        .execute(params![id, s.keywords])
-        .map_err(err)?;
-    {
+    if !w.outbox.is_empty() {
         let mut ins = c
             .prepare_cached(
                 "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
             )
             .map_err(err)?;
-        let now = w
-            .events
-            .iter()
-            .find_map(|e| if let Event::ActionRecorded(r) = e { Some(r.at) } else { None })
-            .unwrap_or(t.created_at);
+        let now = w.events.iter().find_map(|e| if let Event::ActionRecorded(r) = e { Some(r.at) } else { None }).unwrap_or(t.created_at);
         for o in &w.outbox {
             ins.execute(params![id, o.channel, o.kind, o.message_id, o.payload.to_string(), ms(&now)]).map_err(err)?;
         }

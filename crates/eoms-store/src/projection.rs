@@ -117,3 +117,28 @@ pub fn summarize(t: &Ticket, org: &Org, actors: &[UserId]) -> Summary {
         users: users.into_iter().collect(),
     }
 }
+
+impl Summary {
+    /// A stable hash (FNV-1a) of what the data-scope tables and the keyword index hold for the
+    /// ticket — its org relations, its non-actor user relations and its keywords — so that a
+    /// backend rewrites them only when they changed.
+    pub fn aux_hash(&self) -> i64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |s: &str| {
+            for b in s.bytes().chain(std::iter::once(0xff)) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        for (rel, o) in &self.orgs {
+            eat(rel);
+            eat(o.as_str());
+        }
+        for (rel, u) in self.users.iter().filter(|(rel, _)| *rel != "actor") {
+            eat(rel);
+            eat(u.as_str());
+        }
+        eat(&self.keywords);
+        h as i64
+    }
+}

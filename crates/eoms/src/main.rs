@@ -1,11 +1,20 @@
 //! The `eoms` binary: one command with subcommands for the complaint work-order system.
 //!
-//! Owns argument parsing, reading files and printing; every decision is made in `eoms-domain`.
+//! Owns argument parsing, configuration, opening the chosen storage backend, reading files and
+//! printing; every decision about a ticket is made in `eoms-domain`.
 
+mod clock;
+mod config;
+mod db;
+mod demo_data;
 mod process_cmd;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// eoms — telecom complaint management (投诉管理): complaints from each province's customer-service
 /// system or raised inside operations, routed through configured processes across city, province
@@ -13,6 +22,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "eoms", version, propagate_version = true)]
 struct Cli {
+    /// Configuration file (default: ./eoms.toml if present). `eoms config example` prints one.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,11 +34,65 @@ enum Command {
     /// Work with process definitions: validate them, or try a change on a scripted scenario.
     #[command(subcommand)]
     Process(process_cmd::ProcessCommand),
+    /// Bring the database schema up to date (creating it on an empty database). Refuses a
+    /// database whose schema is newer than this eoms.
+    Migrate,
+    /// Configuration help.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Fill the database with a realistic history of generated tickets (both processes, every
+    /// span, plausible regions, categories, sources and durations), for trying eoms and for
+    /// benchmarks. Shows progress.
+    DemoData {
+        /// How many tickets to generate.
+        #[arg(long, default_value_t = 10_000)]
+        tickets: u64,
+        /// Seed of the generator (the same seed gives the same tickets).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Write a consistent copy of the database while eoms runs (SQLite: an online backup into
+    /// one file; PostgreSQL: use pg_dump, as the message explains).
+    Backup {
+        /// The backup file to write.
+        file: PathBuf,
+    },
+    /// Replace the database with a backup made by `eoms backup` (stop eoms first).
+    Restore {
+        /// The backup file to read.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print an annotated example eoms.toml.
+    Example,
+    /// Print the configuration in effect (passwords redacted).
+    Show,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Process(cmd) => process_cmd::run(cmd),
+    let result = match cli.command {
+        Command::Process(cmd) => return process_cmd::run(cmd),
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", config::EXAMPLE);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Show) => config::Config::load(cli.config.as_deref()).map(|c| println!("{c:#?}")),
+        Command::Migrate => config::Config::load(cli.config.as_deref()).and_then(|c| db::migrate(&c)),
+        Command::DemoData { tickets, seed } => {
+            config::Config::load(cli.config.as_deref()).and_then(|c| demo_data::run(&c, tickets, seed))
+        }
+        Command::Backup { file } => config::Config::load(cli.config.as_deref()).and_then(|c| db::backup(&c, &file)),
+        Command::Restore { file } => config::Config::load(cli.config.as_deref()).and_then(|c| db::restore(&c, &file)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -1,0 +1,135 @@
+//! eoms' configuration: one typed tree, loaded once in `main` from defaults, then `eoms.toml`
+//! (or `--config FILE`), then `EOMS_` environment variables. Unknown keys are errors.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where eoms keeps its files: the SQLite database (by default) and backups.
+    /// Env: EOMS_DATA_DIR. Default: `data`.
+    pub data_dir: PathBuf,
+    /// The database: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`. The backend is chosen
+    /// from this URL. Env: EOMS_DATABASE_URL. Default: the SQLite file `DATA_DIR/eoms.db`.
+    pub database_url: Option<String>,
+    /// PostgreSQL connections per node. Env: EOMS_POOL_SIZE. Default: 16.
+    pub pool_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { data_dir: PathBuf::from("data"), database_url: None, pool_size: 16 }
+    }
+}
+
+// Secrets (a PostgreSQL password in the URL) never reach logs through Debug.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_ref().map(|u| redact(u)))
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The annotated example printed by `eoms config example`.
+pub const EXAMPLE: &str = r#"# eoms.toml — eoms reads this file from the working directory (or --config FILE).
+# Every key can also be set as an environment variable: EOMS_ + the key in capitals.
+
+# Where eoms keeps its files: the SQLite database (by default) and backups.
+data_dir = "data"
+
+# The database. The backend is chosen from the URL:
+#   sqlite://data/eoms.db                    the embedded default (one file, nothing to install)
+#   postgres://eoms@127.0.0.1:5432/eoms      PostgreSQL, for production and several nodes
+# Default: the SQLite file eoms.db in data_dir.
+# database_url = "postgres://eoms@127.0.0.1:5432/eoms"
+
+# PostgreSQL connections per node.
+pool_size = 16
+"#;
+
+pub enum Backend {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut cfg = match file {
+            Some(f) => read(f)?,
+            None if Path::new("eoms.toml").exists() => read(Path::new("eoms.toml"))?,
+            None => Config::default(),
+        };
+        if let Ok(v) = std::env::var("EOMS_DATA_DIR") {
+            cfg.data_dir = PathBuf::from(v);
+        }
+        if let Ok(v) = std::env::var("EOMS_DATABASE_URL") {
+            cfg.database_url = Some(v);
+        }
+        if let Ok(v) = std::env::var("EOMS_POOL_SIZE") {
+            cfg.pool_size = v.parse().with_context(|| format!("EOMS_POOL_SIZE must be a number, not '{v}'"))?;
+        }
+        if cfg.pool_size == 0 {
+            bail!("pool_size must be at least 1");
+        }
+        Ok(cfg)
+    }
+
+    pub fn backend(&self) -> Result<Backend> {
+        match self.database_url.as_deref() {
+            None => Ok(Backend::Sqlite(self.data_dir.join("eoms.db"))),
+            Some(u) if u.starts_with("sqlite://") => Ok(Backend::Sqlite(PathBuf::from(&u["sqlite://".len()..]))),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => Ok(Backend::Postgres(u.to_string())),
+            Some(u) => bail!("unsupported database URL '{}': use sqlite://PATH or postgres://USER@HOST:PORT/DB", redact(u)),
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Config> {
+    let src = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&src).with_context(|| format!("{} is not a valid eoms configuration", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_and_unknown_keys_refused() {
+        assert_eq!(redact("postgres://eoms:s3cret@db:5432/eoms"), "postgres://eoms:***@db:5432/eoms");
+        assert_eq!(redact("postgres://eoms@db/eoms"), "postgres://eoms@db/eoms");
+        let c = Config { database_url: Some("postgres://a:b@h/d".into()), ..Config::default() };
+        assert!(!format!("{c:?}").contains(":b@"));
+        assert!(toml::from_str::<Config>("data_dir = 'x'\ncolour = 'red'").is_err());
+        let example: Config = toml::from_str(EXAMPLE).expect("the printed example is valid");
+        assert_eq!(example.pool_size, 16);
+    }
+
+    #[test]
+    fn the_backend_follows_the_url() {
+        let c = Config::default();
+        assert!(matches!(c.backend().unwrap(), Backend::Sqlite(p) if p == Path::new("data/eoms.db")));
+        let c = Config { database_url: Some("postgres://u@h/d".into()), ..Config::default() };
+        assert!(matches!(c.backend().unwrap(), Backend::Postgres(_)));
+        let c = Config { database_url: Some("mysql://u@h/d".into()), ..Config::default() };
+        assert!(c.backend().is_err());
+    }
+}
