@@ -252,6 +252,11 @@ pub fn decide(
         && let Some(t) = &task
     {
         run.push(Event::TaskClaimed { task: t.no, by: actor.clone() });
+        // A claimed task has no accept deadline left to watch: only its complete deadline.
+        run.effects.push(Effect::CancelTimers { task: t.no });
+        if let Some(at) = t.complete_deadline {
+            run.effects.push(Effect::StartTimer { task: Some(t.no), kind: TimerKind::Complete, at });
+        }
     }
     if action.suspend {
         run.push(Event::Suspended { by: actor.clone(), at: now });

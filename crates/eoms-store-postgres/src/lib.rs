@@ -155,10 +155,11 @@ fn timer_kind(k: eoms_domain::engine::TimerKind) -> &'static str {
 }
 
 async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed, StorageError> {
-    if let Some(idem) = &w.idempotency {
-        if let Some(r) = c.query_opt("SELECT response FROM idempotency WHERE key = $1", &[&idem.key]).await.map_err(err)? {
-            return Ok(Committed::Replayed { response: r.get(0) });
-        }
+    if let Some(idem) = &w.idempotency
+        && let Some(r) =
+            c.query_opt("SELECT response FROM idempotency WHERE key = $1", &[&idem.key]).await.map_err(err)?
+    {
+        return Ok(Committed::Replayed { response: r.get(0) });
     }
     let t = &w.ticket;
     let s = &w.summary;
@@ -267,7 +268,8 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
     };
     // One history row per action: the JSON array of its events.
     let body = serde_json::to_string(&w.events).map_err(|e| StorageError::Backend(e.to_string()))?;
-    let ins_event = c.prepare_cached("INSERT INTO ticket_events (ticket_id, n, body) VALUES ($1, $2, $3)").await.map_err(err)?;
+    let ins_event =
+        c.prepare_cached("INSERT INTO ticket_events (ticket_id, n, body) VALUES ($1, $2, $3)").await.map_err(err)?;
     c.execute(&ins_event, &[&id, &first_event, &body]).await.map_err(err)?;
     let ins_action = c
         .prepare_cached(
@@ -279,9 +281,22 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
         if let Event::ActionRecorded(r) = e {
             let seq = r.seq as i32;
             let step = r.step.as_ref().map(|s| s.to_string());
-            c.execute(&ins_action, &[&id, &seq, &r.action.as_str(), &r.code, &r.actor.as_str(), &r.actor_org.as_str(), &step, &r.at, &r.on_time])
-                .await
-                .map_err(err)?;
+            c.execute(
+                &ins_action,
+                &[
+                    &id,
+                    &seq,
+                    &r.action.as_str(),
+                    &r.code,
+                    &r.actor.as_str(),
+                    &r.actor_org.as_str(),
+                    &step,
+                    &r.at,
+                    &r.on_time,
+                ],
+            )
+            .await
+            .map_err(err)?;
         }
     }
     let del_tasks = c.prepare_cached("DELETE FROM tasks WHERE ticket_id = $1").await.map_err(err)?;
@@ -301,20 +316,39 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
         let claimed = k.claimed_by.as_ref().map(|u| u.to_string());
         c.execute(
             &ins_task,
-            &[&id, &no, &k.step.as_str(), &sub, &grp, &assignee, &claimed, &k.org.as_str(), &k.side, &k.opened_at, &k.accept_deadline, &k.complete_deadline],
+            &[
+                &id,
+                &no,
+                &k.step.as_str(),
+                &sub,
+                &grp,
+                &assignee,
+                &claimed,
+                &k.org.as_str(),
+                &k.side,
+                &k.opened_at,
+                &k.accept_deadline,
+                &k.complete_deadline,
+            ],
         )
         .await
         .map_err(err)?;
     }
     if aux_changed {
         c.execute("DELETE FROM ticket_orgs WHERE ticket_id = $1", &[&id]).await.map_err(err)?;
-        let ins_org =
-            c.prepare_cached("INSERT INTO ticket_orgs (org_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").await.map_err(err)?;
+        let ins_org = c
+            .prepare_cached(
+                "INSERT INTO ticket_orgs (org_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(err)?;
         for (rel, o) in &s.orgs {
             c.execute(&ins_org, &[&o.as_str(), rel, &id]).await.map_err(err)?;
         }
         // Actors accumulate over the ticket's life; the other relations follow its current state.
-        c.execute("DELETE FROM ticket_users WHERE ticket_id = $1 AND relation <> 'actor'", &[&id]).await.map_err(err)?;
+        c.execute("DELETE FROM ticket_users WHERE ticket_id = $1 AND relation <> 'actor'", &[&id])
+            .await
+            .map_err(err)?;
         c.execute(
             "INSERT INTO ticket_fts (ticket_id, keywords) VALUES ($1, $2) ON CONFLICT (ticket_id) DO UPDATE SET keywords = excluded.keywords",
             &[&id, &s.keywords],
@@ -322,12 +356,20 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
         .await
         .map_err(err)?;
     }
-    let ins_user =
-        c.prepare_cached("INSERT INTO ticket_users (user_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").await.map_err(err)?;
+    let ins_user = c
+        .prepare_cached(
+            "INSERT INTO ticket_users (user_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(err)?;
     for (rel, u) in s.users.iter().filter(|(rel, _)| aux_changed || *rel == "actor") {
         c.execute(&ins_user, &[&u.as_str(), rel, &id]).await.map_err(err)?;
     }
-    let now = w.events.iter().find_map(|e| if let Event::ActionRecorded(r) = e { Some(r.at) } else { None }).unwrap_or(t.created_at);
+    let now = w
+        .events
+        .iter()
+        .find_map(|e| if let Event::ActionRecorded(r) = e { Some(r.at) } else { None })
+        .unwrap_or(t.created_at);
     for o in &w.outbox {
         let payload = o.payload.to_string();
         c.execute(
@@ -352,7 +394,9 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
             }
             TimerChange::CancelTask { task } => {
                 let no = task.0 as i32;
-                c.execute("DELETE FROM timers WHERE ticket_id = $1 AND task_no = $2", &[&id, &no]).await.map_err(err)?;
+                c.execute("DELETE FROM timers WHERE ticket_id = $1 AND task_no = $2", &[&id, &no])
+                    .await
+                    .map_err(err)?;
             }
             TimerChange::CancelAll => {
                 c.execute("DELETE FROM timers WHERE ticket_id = $1", &[&id]).await.map_err(err)?;
@@ -360,9 +404,12 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
         }
     }
     if let Some(idem) = &w.idempotency {
-        c.execute("INSERT INTO idempotency (key, response, created_at) VALUES ($1, $2, $3)", &[&idem.key, &idem.response, &t.created_at])
-            .await
-            .map_err(err)?;
+        c.execute(
+            "INSERT INTO idempotency (key, response, created_at) VALUES ($1, $2, $3)",
+            &[&idem.key, &idem.response, &t.created_at],
+        )
+        .await
+        .map_err(err)?;
     }
     Ok(Committed::Written { seq: t.seq })
 }

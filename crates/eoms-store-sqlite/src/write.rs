@@ -26,7 +26,15 @@ pub(crate) struct Stats {
     pub requests: std::sync::atomic::AtomicU64,
 }
 
-pub(crate) fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>, stats: &Stats) {
+/// Commits between checkpoint requests.
+const CHECKPOINT_EVERY: u64 = 64;
+
+pub(crate) fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Work>,
+    stats: &Stats,
+    checkpoint: &mpsc::SyncSender<()>,
+) {
     use std::sync::atomic::Ordering::Relaxed;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -68,7 +76,10 @@ pub(crate) fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>, stats: &St
             done.push(d);
         }
         let result = conn.execute_batch("COMMIT").map_err(err);
-        stats.commits.fetch_add(1, Relaxed);
+        if stats.commits.fetch_add(1, Relaxed).is_multiple_of(CHECKPOINT_EVERY) {
+            // A full channel means a checkpoint is already pending: nothing to add.
+            let _ = checkpoint.try_send(());
+        }
         stats.requests.fetch_add(done.len() as u64, Relaxed);
         if result.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -113,7 +124,8 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()
                 .map_err(err)?;
-            let (actual, events, old_hash) = row.ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
+            let (actual, events, old_hash) =
+                row.ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
             if actual != expected {
                 return Err(StorageError::Conflict { ticket: t.id.0, expected, actual });
             }
@@ -251,8 +263,9 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
     }
     if aux_changed {
         c.prepare_cached("DELETE FROM ticket_orgs WHERE ticket_id = ?1").map_err(err)?.execute([id]).map_err(err)?;
-        let mut ins =
-            c.prepare_cached("INSERT OR IGNORE INTO ticket_orgs (org_id, relation, ticket_id) VALUES (?1, ?2, ?3)").map_err(err)?;
+        let mut ins = c
+            .prepare_cached("INSERT OR IGNORE INTO ticket_orgs (org_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
+            .map_err(err)?;
         for (rel, o) in &s.orgs {
             ins.execute(params![o.as_str(), rel, id]).map_err(err)?;
         }
@@ -268,8 +281,9 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
             .map_err(err)?;
     }
     {
-        let mut ins =
-            c.prepare_cached("INSERT OR IGNORE INTO ticket_users (user_id, relation, ticket_id) VALUES (?1, ?2, ?3)").map_err(err)?;
+        let mut ins = c
+            .prepare_cached("INSERT OR IGNORE INTO ticket_users (user_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
+            .map_err(err)?;
         for (rel, u) in s.users.iter().filter(|(rel, _)| aux_changed || *rel == "actor") {
             ins.execute(params![u.as_str(), rel, id]).map_err(err)?;
         }
@@ -281,7 +295,11 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
             )
             .map_err(err)?;
-        let now = w.events.iter().find_map(|e| if let Event::ActionRecorded(r) = e { Some(r.at) } else { None }).unwrap_or(t.created_at);
+        let now = w
+            .events
+            .iter()
+            .find_map(|e| if let Event::ActionRecorded(r) = e { Some(r.at) } else { None })
+            .unwrap_or(t.created_at);
         for o in &w.outbox {
             ins.execute(params![id, o.channel, o.kind, o.message_id, o.payload.to_string(), ms(&now)]).map_err(err)?;
         }

@@ -19,7 +19,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn lifecycle(id: u64) -> Vec<TicketWrite> {
     let w = World { def: mobile(), org: org() };
     let now = t0();
-    let new = NewTicket { id: TicketId(id), sheet_no: format!("TS{id:014}").into(), form: form(mobile_form("sd.jn", "13812340000", "济南通话断续")) };
+    let new = NewTicket {
+        id: TicketId(id),
+        sheet_no: format!("TS{id:014}").into(),
+        form: form(mobile_form("sd.jn", "13812340000", "济南通话断续")),
+    };
     let d = create(w, &UserId::new("sd_css_system"), &new, now).unwrap();
     let first = TicketWrite::from_decision(None, d, org(), None).unwrap();
     let mut t = first.ticket.clone();
@@ -27,7 +31,12 @@ fn lifecycle(id: u64) -> Vec<TicketWrite> {
     let fb = serde_json::json!({"deal_desc": "调整参数", "deal_result": "已解决", "cause": ["无线", "参数"], "is_fault": false, "is_coverage": false, "is_solved": true, "customer_contacted": true});
     let script: [(&str, &str, Option<&str>, serde_json::Value); 6] = [
         ("jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({})),
-        ("jn_dispatcher", "dispatch", Some("dispatch"), serde_json::json!({"analysis": "派网优", "handlers": [{"role": "optimization_handler", "org": "sd.jn"}]})),
+        (
+            "jn_dispatcher",
+            "dispatch",
+            Some("dispatch"),
+            serde_json::json!({"analysis": "派网优", "handlers": [{"role": "optimization_handler", "org": "sd.jn"}]}),
+        ),
         ("jn_wy", "claim", Some("handle"), serde_json::json!({})),
         ("jn_wy", "feedback", Some("handle"), fb),
         ("jn_dispatcher", "pass", Some("review"), serde_json::json!({})),
@@ -106,8 +115,13 @@ async fn main() {
             }
             let start = Instant::now();
             let count = flat.len();
-            tokio::task::spawn_blocking(move || eoms_store_sqlite::write_directly(&base_path, &flat, batch).unwrap()).await.unwrap();
+            let frames = tokio::task::spawn_blocking(move || {
+                eoms_store_sqlite::write_directly(&base_path, &flat, batch).unwrap()
+            })
+            .await
+            .unwrap();
             let raw = count as f64 / start.elapsed().as_secs_f64();
+            println!("raw baseline: {:.1} WAL pages written per action", frames as f64 / count as f64);
             println!(
                 "sqlite writers={writers} actions={} durable={rate:.0}/s p50={:.2}ms p99={:.2}ms mean_batch={batch} raw_baseline={raw:.0}/s ratio={:.0}%",
                 lat.len(),
@@ -123,7 +137,12 @@ async fn main() {
             let store = eoms_store_postgres::PgStore::connect(&url, Some(&schema), writers.min(32)).await.unwrap();
             store.migrate(t0()).await.unwrap();
             let (rate, lat) = drive(Arc::new(store), writers, lifecycles).await;
-            println!("postgres writers={writers} actions={} durable={rate:.0}/s p50={:.2}ms p99={:.2}ms", lat.len(), pct(&lat, 0.5), pct(&lat, 0.99));
+            println!(
+                "postgres writers={writers} actions={} durable={rate:.0}/s p50={:.2}ms p99={:.2}ms",
+                lat.len(),
+                pct(&lat, 0.5),
+                pct(&lat, 0.99)
+            );
         }
         other => panic!("unknown backend {other}"),
     }

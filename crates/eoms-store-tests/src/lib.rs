@@ -483,6 +483,59 @@ pub async fn ticket_ids_are_reserved_in_blocks<S: Store>(s: &S) {
     assert!(b.start >= a.end, "blocks never overlap: {a:?} {b:?}");
 }
 
+pub async fn concurrent_claims_never_hand_out_a_row_twice<S: Store>(s: Arc<S>) {
+    for i in 0..12u64 {
+        let mut l = Live::create(
+            &*s,
+            mobile(),
+            "sd_css_system",
+            900 + i,
+            mobile_form("sd.jn", "13812340012", "并发领取"),
+            t0(),
+        )
+        .await;
+        l.act(&*s, "jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({})).await;
+    }
+    let later = t0() + TimeDelta::days(3);
+    let mut set = tokio::task::JoinSet::new();
+    for node in 0..8 {
+        let s = s.clone();
+        set.spawn(async move {
+            let mut timers = Vec::new();
+            let mut outbox = Vec::new();
+            for _ in 0..5 {
+                timers.extend(s.claim_due_timers(&format!("node-{node}"), later, 600, 3).await.unwrap());
+                outbox.extend(
+                    s.claim_outbox(&format!("node-{node}"), later, 600, 3).await.unwrap().into_iter().map(|o| o.id),
+                );
+            }
+            (timers, outbox)
+        });
+    }
+    let mut timers = Vec::new();
+    let mut outbox = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let (t, o) = r.unwrap();
+        timers.extend(t);
+        outbox.extend(o);
+    }
+    let timer_keys: Vec<_> = timers.iter().map(|t| (t.ticket_id, t.task, t.kind)).collect();
+    let mut dedup = timer_keys.clone();
+    dedup.sort_by_key(|k| (k.0, k.1.map(|x| x.0), k.2 == eoms_domain::engine::TimerKind::Accept));
+    dedup.dedup();
+    assert_eq!(dedup.len(), timer_keys.len(), "a timer was handed to two nodes within its lease");
+    assert_eq!(
+        timer_keys.len(),
+        24,
+        "every due timer (12 tickets × dispatch complete + ticket deadline) was claimed once"
+    );
+    let mut ids = outbox.clone();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), outbox.len(), "an outbox row was handed to two nodes within its lease");
+    assert_eq!(outbox.len(), 12, "one message per ticket at a time: each ticket's oldest");
+}
+
 /// Generates one `#[tokio::test]` per conformance check; `$make` is an async expression that
 /// yields a fresh, migrated store, or `None` to skip (with the reason printed).
 #[macro_export]
@@ -499,6 +552,12 @@ macro_rules! conformance {
         $crate::conformance!(@one $make, process_definitions_are_versioned);
         $crate::conformance!(@one $make, the_directory_round_trips);
         $crate::conformance!(@one $make, ticket_ids_are_reserved_in_blocks);
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn concurrent_claims_never_hand_out_a_row_twice() {
+            if let Some(s) = $make.await {
+                $crate::concurrent_claims_never_hand_out_a_row_twice(std::sync::Arc::new(s)).await;
+            }
+        }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_writers_on_one_ticket_exactly_one_wins() {
             if let Some(s) = $make.await {

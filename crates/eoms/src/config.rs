@@ -97,8 +97,12 @@ impl Config {
         match self.database_url.as_deref() {
             None => Ok(Backend::Sqlite(self.data_dir.join("eoms.db"))),
             Some(u) if u.starts_with("sqlite://") => Ok(Backend::Sqlite(PathBuf::from(&u["sqlite://".len()..]))),
-            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => Ok(Backend::Postgres(u.to_string())),
-            Some(u) => bail!("unsupported database URL '{}': use sqlite://PATH or postgres://USER@HOST:PORT/DB", redact(u)),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(Backend::Postgres(u.to_string()))
+            }
+            Some(u) => {
+                bail!("unsupported database URL '{}': use sqlite://PATH or postgres://USER@HOST:PORT/DB", redact(u))
+            }
         }
     }
 }

@@ -29,7 +29,9 @@ pub fn with_store<J: Job>(cfg: &Config, job: J) -> Result<J::Output> {
                 job.run(s).await
             }
             Backend::Postgres(url) => {
-                let s = PgStore::connect(&url, None, cfg.pool_size).await.with_context(|| format!("cannot connect to {}", redact(&url)))?;
+                let s = PgStore::connect(&url, None, cfg.pool_size)
+                    .await
+                    .with_context(|| format!("cannot connect to {}", redact(&url)))?;
                 job.run(s).await
             }
         }
@@ -80,10 +82,8 @@ pub fn restore(cfg: &Config, file: &Path) -> Result<()> {
             println!("restored {} from {}", path.display(), file.display());
             Ok(())
         }
-        Backend::Postgres(url) => bail!(
-            "for PostgreSQL use pg_restore: pg_restore --clean --dbname='{}' {}",
-            redact(&url),
-            file.display()
-        ),
+        Backend::Postgres(url) => {
+            bail!("for PostgreSQL use pg_restore: pg_restore --clean --dbname='{}' {}", redact(&url), file.display())
+        }
     }
 }

@@ -57,7 +57,14 @@ struct Drive<'a> {
 }
 
 impl<'a> Drive<'a> {
-    fn start(w: World<'a>, by: &str, id: u64, sheet_no: String, form: serde_json::Value, at: Timestamp) -> Result<Drive<'a>> {
+    fn start(
+        w: World<'a>,
+        by: &str,
+        id: u64,
+        sheet_no: String,
+        form: serde_json::Value,
+        at: Timestamp,
+    ) -> Result<Drive<'a>> {
         let new = NewTicket { id: TicketId(id), sheet_no: sheet_no.into(), form: serde_json::from_value(form)? };
         let d = create(w, &UserId::new(by), &new, at).map_err(|e| anyhow!("create: {e}"))?;
         let t = Ticket::replay(&d.events).ok_or_else(|| anyhow!("no ticket"))?;
@@ -78,7 +85,8 @@ impl<'a> Drive<'a> {
             None => None,
         };
         let cmd = Command { action: action.into(), task, form: serde_json::from_value(form)? };
-        let d = decide(&self.t, &cmd, &UserId::new(by), self.w, self.now).map_err(|e| anyhow!("{action} by {by}: {e}"))?;
+        let d =
+            decide(&self.t, &cmd, &UserId::new(by), self.w, self.now).map_err(|e| anyhow!("{action} by {by}: {e}"))?;
         d.events.iter().for_each(|e| self.t.apply(e));
         self.decisions.push(d);
         Ok(())
@@ -100,15 +108,26 @@ impl<'a> Drive<'a> {
                 }
             }
             events.extend(d.events);
-            effects.extend(d.effects.into_iter().filter(|e| matches!(e, Effect::StartTimer { .. } | Effect::CancelTimers { .. })));
+            effects.extend(
+                d.effects.into_iter().filter(|e| matches!(e, Effect::StartTimer { .. } | Effect::CancelTimers { .. })),
+            );
         }
         let (_, timers) = eoms_store::plan_effects(&self.t, &effects);
         let summary = eoms_store::summarize(&self.t, org, &actors);
-        Ok(TicketWrite { ticket: self.t, expected_seq: None, events, outbox: Vec::new(), timers, idempotency: None, summary })
+        Ok(TicketWrite {
+            ticket: self.t,
+            expected_seq: None,
+            events,
+            outbox: Vec::new(),
+            timers,
+            idempotency: None,
+            summary,
+        })
     }
 }
 
-const CITIES: &[(&str, &str, &str)] = &[("sd.jn", "jn", "sd"), ("sd.qd", "qd", "sd"), ("gd.gz", "gz", "gd"), ("gd.sz", "sz", "gd")];
+const CITIES: &[(&str, &str, &str)] =
+    &[("sd.jn", "jn", "sd"), ("sd.qd", "qd", "sd"), ("gd.gz", "gz", "gd"), ("gd.sz", "sz", "gd")];
 const CATEGORIES: &[&[&str]] = &[
     &["移网", "网络使用", "移网语音"],
     &["移网", "网络使用", "上网慢"],
@@ -116,7 +135,16 @@ const CATEGORIES: &[&[&str]] = &[
     &["移网", "网络使用", "掉话"],
     &["移网", "业务使用", "短信"],
 ];
-const PLACES: &[&str] = &["历下区泉城路", "市南区香港中路", "天河区体育西路", "南山区科技园", "槐荫区经十路", "黄岛区长江路", "越秀区北京路", "福田区深南大道"];
+const PLACES: &[&str] = &[
+    "历下区泉城路",
+    "市南区香港中路",
+    "天河区体育西路",
+    "南山区科技园",
+    "槐荫区经十路",
+    "黄岛区长江路",
+    "越秀区北京路",
+    "福田区深南大道",
+];
 const PROBLEMS: &[&str] = &["室内无信号", "通话断续", "上网速度慢", "频繁掉话", "晚高峰无法上网", "地下车库无覆盖"];
 
 fn feedback(rng: &mut Rng) -> (serde_json::Value, &'static str) {
@@ -177,8 +205,18 @@ fn mobile_ticket<'a>(w: World<'a>, rng: &mut Rng, id: u64, at: Timestamp, stop: 
     if stop < 15 {
         return Ok(d);
     }
-    let (role, handler) = if rng.chance(65) { ("optimization_handler", format!("{c}_wy")) } else { ("maintenance_handler", format!("{c}_wh")) };
-    d.act(rng.below(60) as i64, &disp, "dispatch", Some("dispatch"), json!({"analysis": "初步分析后派发", "handlers": [{"role": role, "org": city}]}))?;
+    let (role, handler) = if rng.chance(65) {
+        ("optimization_handler", format!("{c}_wy"))
+    } else {
+        ("maintenance_handler", format!("{c}_wh"))
+    };
+    d.act(
+        rng.below(60) as i64,
+        &disp,
+        "dispatch",
+        Some("dispatch"),
+        json!({"analysis": "初步分析后派发", "handlers": [{"role": role, "org": city}]}),
+    )?;
     // A 5G optimisation ticket goes to the 5G group, whose leader handles it.
     let handler = match d.t.tasks.first().and_then(|t| t.assignee.clone()) {
         Some(leader) => leader.to_string(),
@@ -207,7 +245,13 @@ fn mobile_ticket<'a>(w: World<'a>, rng: &mut Rng, id: u64, at: Timestamp, stop: 
     }
     if rng.chance(6) {
         d.act(600, &format!("{p}_css"), "send_back", Some("replied"), json!({"reason": "客户不满意"}))?;
-        d.act(30, &disp, "dispatch", Some("dispatch"), json!({"analysis": "重新派发", "handlers": [{"role": role, "org": city}]}))?;
+        d.act(
+            30,
+            &disp,
+            "dispatch",
+            Some("dispatch"),
+            json!({"analysis": "重新派发", "handlers": [{"role": role, "org": city}]}),
+        )?;
         let h = d.t.tasks.first().and_then(|t| t.assignee.clone()).map(|u| u.to_string()).unwrap_or(handler.clone());
         if d.open("handle") && d.t.tasks[0].claimed_by.is_none() {
             d.act(60, &h, "claim", Some("handle"), json!({}))?;
@@ -222,16 +266,28 @@ fn mobile_ticket<'a>(w: World<'a>, rng: &mut Rng, id: u64, at: Timestamp, stop: 
         return Ok(d);
     }
     let satisfaction = *rng.pick(&["very_satisfied", "satisfied", "satisfied", "satisfied", "neutral", "dissatisfied"]);
-    d.act(60 + rng.below(1400) as i64, &format!("{p}_css_system"), "close", Some("replied"), json!({"satisfaction": satisfaction}))?;
+    d.act(
+        60 + rng.below(1400) as i64,
+        &format!("{p}_css_system"),
+        "close",
+        Some("replied"),
+        json!({"satisfaction": satisfaction}),
+    )?;
     Ok(d)
 }
 
 fn customer_ticket<'a>(w: World<'a>, rng: &mut Rng, id: u64, at: Timestamp, stop: u64) -> Result<Drive<'a>> {
-    let (creator, provinces) = rng.pick(&[("hq_applicant", &["sd", "gd"][..]), ("sd_applicant", &["sd"][..]), ("gd_applicant", &["gd"][..]), ("sd_applicant", &["sd", "gd"][..])]).clone();
+    let (creator, provinces) = *rng.pick(&[
+        ("hq_applicant", &["sd", "gd"][..]),
+        ("sd_applicant", &["sd"][..]),
+        ("gd_applicant", &["gd"][..]),
+        ("sd_applicant", &["sd", "gd"][..]),
+    ]);
     let source = *rng.pick(&["hotline", "key_account", "internal", "online", "miit_appeal", "leadership"]);
     let form = json!({"title": format!("集团客户{}", rng.pick(PROBLEMS)), "complaint_source": source, "category": ["集客", "专线"],
         "description": "集团客户反映业务质量问题", "urgency": "normal", "problem_provinces": provinces, "customer_level": rng.pick(&["A1", "B1", "C"])});
-    let mut d = Drive::start(w, creator, id, format!("TS{}{:06}", at.format("%Y%m%d%H%M%S"), id % 1_000_000), form, at)?;
+    let mut d =
+        Drive::start(w, creator, id, format!("TS{}{:06}", at.format("%Y%m%d%H%M%S"), id % 1_000_000), form, at)?;
     let fb = json!({"deal_desc": "已核查处理", "deal_result": "已解决", "cause": ["传输", "配置"], "is_solved": true, "customer_contacted": true});
     if stop < 10 {
         return Ok(d);
@@ -239,7 +295,13 @@ fn customer_ticket<'a>(w: World<'a>, rng: &mut Rng, id: u64, at: Timestamp, stop
     if d.open("hq_dispatch") {
         d.act(30, "hq_dispatcher", "claim", Some("hq_dispatch"), json!({}))?;
         let targets: Vec<_> = provinces.iter().map(|p| json!({"role": "province_dispatcher", "org": p})).collect();
-        d.act(30, "hq_dispatcher", "dispatch", Some("hq_dispatch"), json!({"analysis": "派发省分", "provinces": targets}))?;
+        d.act(
+            30,
+            "hq_dispatcher",
+            "dispatch",
+            Some("hq_dispatch"),
+            json!({"analysis": "派发省分", "provinces": targets}),
+        )?;
         if stop < 40 {
             return Ok(d);
         }
@@ -260,7 +322,13 @@ fn customer_ticket<'a>(w: World<'a>, rng: &mut Rng, id: u64, at: Timestamp, stop
     if stop < 85 {
         return Ok(d);
     }
-    d.act(600, creator, "close", Some("confirm"), json!({"satisfaction": rng.pick(&["satisfied", "very_satisfied", "neutral"])}))?;
+    d.act(
+        600,
+        creator,
+        "close",
+        Some("confirm"),
+        json!({"satisfaction": rng.pick(&["satisfied", "very_satisfied", "neutral"])}),
+    )?;
     Ok(d)
 }
 
@@ -283,12 +351,21 @@ impl Job for Generate {
         let stored = s.processes().await?;
         for (def, src) in [(&mobile, MOBILE), (&customer, CUSTOMER)] {
             if !stored.iter().any(|p| p.key == def.key.as_str() && p.version == def.version) {
-                s.save_process(&StoredProcess { key: def.key.to_string(), version: def.version, source: src.to_string(), created_at: now }).await?;
+                s.save_process(&StoredProcess {
+                    key: def.key.to_string(),
+                    version: def.version,
+                    source: src.to_string(),
+                    created_at: now,
+                })
+                .await?;
             }
         }
-        let ids = s.reserve_ticket_ids(u32::try_from(self.tickets).context("at most 4 billion tickets at once")?).await?;
+        let ids =
+            s.reserve_ticket_ids(u32::try_from(self.tickets).context("at most 4 billion tickets at once")?).await?;
         let bar = ProgressBar::new(self.tickets);
-        bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} tickets, {per_sec}, eta {eta}").expect("template"));
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} tickets, {per_sec}, eta {eta}").expect("template"),
+        );
         let s = std::sync::Arc::new(s);
         let mut rng = Rng::new(self.seed);
         let year = TimeDelta::days(365);
