@@ -86,10 +86,13 @@ pub enum Effect {
     },
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub events: Vec<Event>,
     pub effects: Vec<Effect>,
+    /// The ticket after the events: the same as applying `events` to the ticket decided on,
+    /// handed over so that callers need not apply them again.
+    pub state: Ticket,
 }
 
 /// What a decision runs against.
@@ -372,10 +375,10 @@ impl Env for RunEnv<'_> {
     }
     fn builtin(&self, b: Builtin) -> Option<Value> {
         let (r, org) = (self, self.w.org);
-        let level = |o: &OrgUnitId| org.level(o).map(|l| Value::text(l.as_str()));
+        let level = |o: &OrgUnitId| org.level(o).map(|l| Value::Key(l.as_str().into()));
         match b {
-            Builtin::Span => Some(Value::text(r.t.span.as_str())),
-            Builtin::Status => Some(Value::text(r.t.status.as_str())),
+            Builtin::Span => Some(Value::Key(r.t.span.0.clone())),
+            Builtin::Status => Some(Value::Key(r.t.status.as_str().into())),
             Builtin::IsRoot => Some(Value::Bool(r.sub == SubOrderNo::ROOT)),
             Builtin::SuborderOrg => r.t.sub_order(r.sub).map(|s| Value::Org(s.org.clone())),
             Builtin::CreatorOrg => Some(Value::Org(r.t.creator_org.clone())),
@@ -415,8 +418,12 @@ impl<'a> Run<'a> {
         self.events.push(e);
     }
 
-    fn finish(self) -> Decision {
-        Decision { events: self.events, effects: self.effects }
+    fn finish(mut self) -> Decision {
+        // The scratch state skipped field writes (see `push`); apply them now.
+        for e in self.events.iter().filter(|e| matches!(e, Event::FieldsSet { .. })) {
+            self.t.apply(e);
+        }
+        Decision { events: self.events, effects: self.effects, state: self.t }
     }
 
     fn form_value(&self, k: &FieldKey) -> Option<&Value> {
@@ -555,20 +562,31 @@ impl<'a> Run<'a> {
     }
 
     fn set_fields(&mut self) {
-        let mut fields: Vec<(FieldKey, Value)> = self
-            .form
-            .iter()
-            .enumerate()
-            .filter(|(i, (k, _))| {
-                // Derived values win over what the form said (a complaint source forces urgency).
-                *i < 64 && self.on_ticket & (1 << i) != 0 && !self.derived.iter().any(|(d, _)| d == k)
-            })
-            .map(|(_, f)| f.clone())
-            .collect();
-        fields.extend(self.derived.iter().cloned());
-        if !fields.is_empty() {
-            self.push(Event::FieldsSet { fields });
-        }
+        let n = self.form.len();
+        let all_on_ticket = n < 64 && self.on_ticket == (1u64 << n) - 1;
+        let fields: std::sync::Arc<[(FieldKey, Value)]> = match &self.recorded {
+            // The common case: every form value goes on the ticket and nothing is derived: the
+            // field write shares the action record's form.
+            Some(rec) if all_on_ticket && self.derived.is_empty() && n > 0 => rec.clone(),
+            _ => {
+                let mut v: Vec<(FieldKey, Value)> = self
+                    .form
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, (k, _))| {
+                        // Derived values win over what the form said (a complaint source forces urgency).
+                        *i < 64 && self.on_ticket & (1 << i) != 0 && !self.derived.iter().any(|(d, _)| d == k)
+                    })
+                    .map(|(_, f)| f.clone())
+                    .collect();
+                v.extend(self.derived.iter().cloned());
+                if v.is_empty() {
+                    return;
+                }
+                v.into()
+            }
+        };
+        self.push(Event::FieldsSet { fields });
     }
 
     fn eval_org(&self, e: &Expr) -> Result<OrgUnitId, DomainError> {

@@ -413,7 +413,7 @@ impl Expr {
                     "len" => Some(Value::Int(items(first).len() as i64)),
                     "is_set" => Some(Value::Bool(first.is_some_and(|v| v.truthy() || matches!(v, Value::Bool(_))))),
                     "province_of" => env.province_of(first.as_ref()?.as_key()?).map(Value::Org),
-                    "level_of" => env.level_of(first.as_ref()?.as_key()?).map(Value::text),
+                    "level_of" => env.level_of(first.as_ref()?.as_key()?).map(|l| Value::Key(l.into())),
                     "all_at_level" => {
                         let level = vals.next().flatten();
                         let level = level.as_ref().and_then(Value::as_key);
@@ -459,7 +459,7 @@ fn order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     match (a, b) {
         (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
         (Value::Time(a), Value::Time(b)) => Some(a.cmp(b)),
-        (Value::Text(a), Value::Text(b)) => Some(a.cmp(b)),
+        (Value::Text(_) | Value::Key(_), Value::Text(_) | Value::Key(_)) => Some(a.as_key()?.cmp(b.as_key()?)),
         _ => None,
     }
 }

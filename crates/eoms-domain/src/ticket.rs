@@ -122,7 +122,7 @@ pub enum Event {
     },
     ActionRecorded(ActionRecord),
     FieldsSet {
-        fields: Vec<(FieldKey, Value)>,
+        fields: Arc<[(FieldKey, Value)]>,
     },
     SubOrderOpened {
         no: SubOrderNo,
@@ -339,7 +339,7 @@ impl Ticket {
             Event::ActionRecorded(r) => self.seq = r.seq,
             Event::FieldsSet { fields } => {
                 let map = Arc::make_mut(&mut self.fields);
-                for (k, v) in fields {
+                for (k, v) in fields.iter() {
                     match map.binary_search_by(|(f, _)| f.cmp(k)) {
                         Ok(i) => map[i].1 = v.clone(),
                         Err(i) => map.insert(i, (k.clone(), v.clone())),

@@ -6,6 +6,7 @@
 
 use crate::ids::{FlowRoleKey, Msisdn, OrgUnitId, SubRoleId, UserId};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Text(Arc<str>),
+    /// A short code (an enum option, a status, a level): stored inline, no allocation.
+    Key(CompactString),
     Time(Timestamp),
     Msisdn(Msisdn),
     Org(OrgUnitId),
@@ -37,6 +40,7 @@ impl Value {
             Value::Bool(b) => *b,
             Value::Int(i) => *i != 0,
             Value::Text(s) => !s.is_empty(),
+            Value::Key(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Targets(t) => !t.is_empty(),
             Value::Time(_) | Value::Msisdn(_) | Value::Org(_) | Value::User(_) => true,
@@ -46,6 +50,7 @@ impl Value {
     pub fn as_key(&self) -> Option<&str> {
         match self {
             Value::Text(s) => Some(s),
+            Value::Key(s) => Some(s),
             Value::Org(o) => Some(o.as_str()),
             Value::User(u) => Some(u.as_str()),
             Value::Msisdn(m) => Some(m.as_str()),
@@ -57,6 +62,7 @@ impl Value {
             Value::Bool(b) => (if *b { "yes" } else { "no" }).to_string(),
             Value::Int(i) => i.to_string(),
             Value::Text(s) => s.to_string(),
+            Value::Key(s) => s.to_string(),
             Value::Time(t) => t.with_timezone(&china()).format("%Y-%m-%d %H:%M:%S").to_string(),
             Value::Msisdn(m) => m.as_str().to_string(),
             Value::Org(o) => o.to_string(),
@@ -192,7 +198,11 @@ impl FieldType {
             }
             (FieldType::Enum(options), Input::Str(s)) => {
                 let s = s.trim();
-                if options.iter().any(|o| o == s) { Ok(Value::text(s)) } else { Err(NotAnOption(options.clone())) }
+                if options.iter().any(|o| o == s) {
+                    Ok(Value::Key(CompactString::new(s)))
+                } else {
+                    Err(NotAnOption(options.clone()))
+                }
             }
             (FieldType::Enum(options), _) => Err(NotAnOption(options.clone())),
             (FieldType::DateTime, Input::Str(s)) => {

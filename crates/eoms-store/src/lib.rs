@@ -298,15 +298,10 @@ impl TicketWrite {
         org: &eoms_domain::Org,
         idempotency: Option<Idempotency>,
     ) -> Result<TicketWrite, StorageError> {
-        let ticket = match before {
-            Some(t) => {
-                let mut t = t.clone();
-                decision.events.iter().for_each(|e| t.apply(e));
-                t
-            }
-            None => Ticket::replay(&decision.events)
-                .ok_or_else(|| StorageError::Backend("a new ticket's events must start with Created".into()))?,
-        };
+        if before.is_some_and(|b| b.id != decision.state.id) {
+            return Err(StorageError::Backend("a decision applied to another ticket".into()));
+        }
+        let ticket = decision.state;
         let actors: Vec<_> = decision
             .events
             .iter()

@@ -218,6 +218,9 @@ fn run_random(process: usize, seed: u64, steps: usize) -> Result<(usize, bool), 
                 for e in &d.events {
                     t.apply(e);
                 }
+                if d.state != t {
+                    return Err(format!("the decision's state differs from its events applied, after {}", cmd.action));
+                }
                 history.extend(d.events.iter().cloned());
                 check(&t, &history).map_err(|e| format!("after {} by {user}: {e}", cmd.action))?;
                 let clock_moved = d.events.iter().any(|e| {
