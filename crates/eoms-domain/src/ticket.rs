@@ -286,32 +286,19 @@ impl Ticket {
         creator_org: OrgUnitId,
         at: Timestamp,
     ) -> Ticket {
-        Ticket {
+        let created = Event::Created {
             id,
             sheet_no: CompactString::default(),
             process: def.key.clone(),
             version: def.version,
             span: SpanKey::new(""),
-            status: TicketStatus::Open,
             creator,
             creator_org,
-            fields: Arc::default(),
-            created_at: at,
-            replied_at: None,
-            closed_at: None,
+            at,
             accept_deadline: None,
             deadline: None,
-            sub_orders: Vec::new(),
-            tasks: Vec::new(),
-            suspended_by: None,
-            pauses: 0,
-            paused_since: None,
-            counters: Vec::new(),
-            copied: Vec::new(),
-            claimers: Vec::new(),
-            next_task: 1,
-            seq: 0,
-        }
+        };
+        Ticket::from_created(&created).expect("a Created event")
     }
 
     pub fn task(&self, no: TaskNo) -> Option<&Task> {
