@@ -9,7 +9,7 @@ use crate::definition::{Action, Assign, Emit, Goto, ProcessDefinition, Step, Tas
 use crate::error::{DomainError, describe_invalid};
 use crate::expr::{Builtin, Env, Expr};
 use crate::ids::{ActionKey, FieldKey, FlowRoleKey, OrgUnitId, SubOrderNo, SubRoleId, TaskNo, TicketId, UserId};
-use crate::org::{Org, Permission, User};
+use crate::org::{Org, User};
 use crate::ticket::{ActionRecord, Event, Outcome, SubState, Task, Ticket};
 use crate::value::{Form, Target, TargetKind, Timestamp, Value};
 use chrono::TimeDelta;
@@ -277,7 +277,7 @@ pub fn decide(
     }
     if let Some(f) = &action.transfer {
         let t = task.as_ref().ok_or_else(|| DomainError::TaskRequired { action: action.key.to_string() })?;
-        run.transfer(action, f, t)?;
+        run.transfer(f, t)?;
     }
     if let Some(step) = &action.open {
         run.open_task(sub, step.as_str(), None)?;
@@ -482,8 +482,7 @@ impl<'a> Run<'a> {
                 out.push((key.clone(), v));
             }
         }
-        let has = |k: &FieldKey| out.iter().any(|(f, _)| f == k);
-        if let Some(k) = action.required.iter().find(|k| !has(k)) {
+        if let Some(k) = action.required.iter().find(|k| !has_in(&out, k)) {
             return Err(DomainError::MissingField { field: k.to_string(), branch: None });
         }
         for (k, c) in &action.required_if {
@@ -756,7 +755,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn transfer(&mut self, action: &Action, field: &FieldKey, task: &Task) -> Result<(), DomainError> {
+    fn transfer(&mut self, field: &FieldKey, task: &Task) -> Result<(), DomainError> {
         let target = match self.form_value(field) {
             Some(Value::Targets(ts)) if ts.len() == 1 => ts[0].clone(),
             Some(Value::Targets(_)) => {
@@ -805,7 +804,6 @@ impl<'a> Run<'a> {
                 why: "the task is already with that group",
             });
         }
-        let _ = action;
         self.close_task(task.no);
         self.push(Event::SubOrderRetargeted { no: task.sub_order, role: target.role.clone(), org: target.org.clone() });
         self.open_task(task.sub_order, task.step.as_str(), Some(&target))?;
@@ -1081,9 +1079,4 @@ pub fn is_in_todo_of(org: &Org, task: &Task, user: &UserId) -> bool {
         (None, None, Some(g)) => org.sub_role(g.as_str()).is_some_and(|g| g.has_member(user)),
         _ => false,
     }
-}
-
-/// Whether `user` holds `p`; used by callers for function-role checks outside the engine.
-pub fn permits(org: &Org, user: &UserId, p: Permission) -> bool {
-    org.permits(user, p)
 }

@@ -775,13 +775,15 @@ impl Store for PgStore {
     async fn save_directory(&self, d: &Directory) -> Result<(), StorageError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(err)?;
-        let json = |v: &dyn ErasedSer| v.json();
         tx.batch_execute("DELETE FROM sub_role_members; DELETE FROM sub_roles; DELETE FROM function_roles; DELETE FROM org_units; UPDATE users SET position = -1;")
             .await
             .map_err(err)?;
         for (i, u) in d.units.iter().enumerate() {
-            let (i, kind, parent) =
-                (i as i32, json(&u.kind).trim_matches('"').to_string(), u.parent.as_ref().map(|p| p.to_string()));
+            let (i, kind, parent) = (
+                i as i32,
+                config_json(&u.kind).trim_matches('"').to_string(),
+                u.parent.as_ref().map(|p| p.to_string()),
+            );
             tx.execute(
                 "INSERT INTO org_units (id, name, name_en, kind, parent, position) VALUES ($1, $2, $3, $4, $5, $6)",
                 &[&u.id.as_str(), &u.name, &u.name_en, &kind, &parent, &i],
@@ -790,7 +792,8 @@ impl Store for PgStore {
             .map_err(err)?;
         }
         for (i, r) in d.function_roles.iter().enumerate() {
-            let (i, perms, scope) = (i as i32, json(&r.permissions), json(&r.scope).trim_matches('"').to_string());
+            let (i, perms, scope) =
+                (i as i32, config_json(&r.permissions), config_json(&r.scope).trim_matches('"').to_string());
             tx.execute(
                 "INSERT INTO function_roles (key, name, permissions, scope, position) VALUES ($1, $2, $3, $4, $5)",
                 &[&r.key.as_str(), &r.name, &perms, &scope, &i],
@@ -799,7 +802,7 @@ impl Store for PgStore {
             .map_err(err)?;
         }
         for (i, u) in d.users.iter().enumerate() {
-            let (i, roles) = (i as i32, json(&u.function_roles));
+            let (i, roles) = (i as i32, config_json(&u.function_roles));
             tx.execute(
                 "INSERT INTO users (id, name, org, function_roles, active, position) VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, org = excluded.org, function_roles = excluded.function_roles,
@@ -811,7 +814,7 @@ impl Store for PgStore {
         }
         tx.execute("DELETE FROM users WHERE position = -1", &[]).await.map_err(err)?;
         for (i, s) in d.sub_roles.iter().enumerate() {
-            let (i, dims) = (i as i32, json(&s.dims));
+            let (i, dims) = (i as i32, config_json(&s.dims));
             let region = s.region.as_ref().map(|r| r.to_string());
             let leader = s.leader.as_ref().map(|u| u.to_string());
             tx.execute(
@@ -925,14 +928,5 @@ impl Store for PgStore {
             .map_err(err)?
             .get(0);
         if bad == 0 { Ok(()) } else { Err(StorageError::Corrupt(format!("{bad} ticket(s) with incomplete history"))) }
-    }
-}
-
-trait ErasedSer {
-    fn json(&self) -> String;
-}
-impl<T: serde::Serialize> ErasedSer for T {
-    fn json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
     }
 }

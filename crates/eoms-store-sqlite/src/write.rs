@@ -419,7 +419,6 @@ pub(crate) fn claim_outbox(
 }
 
 pub(crate) fn save_directory(c: &Connection, d: &Directory) -> Result<(), StorageError> {
-    let json = |v: &dyn erased::Ser| v.json();
     // Users are updated in place, not replaced: their password hashes stay.
     c.execute_batch(
         "DELETE FROM sub_role_members; DELETE FROM sub_roles; DELETE FROM function_roles; DELETE FROM org_units; UPDATE users SET position = -1;",
@@ -432,7 +431,7 @@ pub(crate) fn save_directory(c: &Connection, d: &Directory) -> Result<(), Storag
                 u.id.as_str(),
                 u.name,
                 u.name_en,
-                json(&u.kind).trim_matches('"'),
+                config_json(&u.kind).trim_matches('"'),
                 u.parent.as_ref().map(|p| p.as_str()),
                 i
             ],
@@ -442,7 +441,7 @@ pub(crate) fn save_directory(c: &Connection, d: &Directory) -> Result<(), Storag
     for (i, r) in d.function_roles.iter().enumerate() {
         c.execute(
             "INSERT INTO function_roles (key, name, permissions, scope, position) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![r.key.as_str(), r.name, json(&r.permissions), json(&r.scope).trim_matches('"'), i],
+            params![r.key.as_str(), r.name, config_json(&r.permissions), config_json(&r.scope).trim_matches('"'), i],
         )
         .map_err(err)?;
     }
@@ -451,7 +450,7 @@ pub(crate) fn save_directory(c: &Connection, d: &Directory) -> Result<(), Storag
             "INSERT INTO users (id, name, org, function_roles, active, position) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, org = excluded.org, function_roles = excluded.function_roles,
              active = excluded.active, position = excluded.position",
-            params![u.id.as_str(), u.name, u.org.as_str(), json(&u.function_roles), u.active, i],
+            params![u.id.as_str(), u.name, u.org.as_str(), config_json(&u.function_roles), u.active, i],
         )
         .map_err(err)?;
     }
@@ -464,7 +463,7 @@ pub(crate) fn save_directory(c: &Connection, d: &Directory) -> Result<(), Storag
                 s.name,
                 s.flow_role.as_str(),
                 s.region.as_ref().map(|r| r.as_str()),
-                json(&s.dims),
+                config_json(&s.dims),
                 s.leader.as_ref().map(|u| u.as_str()),
                 s.default,
                 i
@@ -480,16 +479,4 @@ pub(crate) fn save_directory(c: &Connection, d: &Directory) -> Result<(), Storag
         }
     }
     Ok(())
-}
-
-/// JSON for small configuration values.
-mod erased {
-    pub trait Ser {
-        fn json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
-    }
 }

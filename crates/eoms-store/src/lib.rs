@@ -257,6 +257,12 @@ pub trait Store: Send + Sync + 'static {
     fn integrity_check(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
 }
 
+/// Small configuration values (permission sets, dimension maps, enum codes) as the JSON text both
+/// backends store them as.
+pub fn config_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 /// Turns the engine's effects into outbox rows and timer changes for a [`TicketWrite`].
 pub fn plan_effects(ticket: &Ticket, effects: &[eoms_domain::Effect]) -> (Vec<NewOutbox>, Vec<TimerChange>) {
     use eoms_domain::Effect;

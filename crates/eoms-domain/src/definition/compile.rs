@@ -826,12 +826,8 @@ fn graph_checks(cx: &mut Ctx, raw: &RawDef, def: &ProcessDefinition) {
             edges[i].insert(close);
         }
     }
-    for a in &def.ticket_actions {
-        if a.branches.iter().any(|b| b.goto == Goto::Close) {
-            // Ticket actions (force close) are available from every step; they don't make a
-            // stuck process closable by ordinary work, so they add no edges.
-        }
-    }
+    // Ticket actions (force close, void) are available from every step; they don't make a stuck
+    // process closable by ordinary work, so they add no edges.
     for (i, f) in &forks {
         let child = &def.steps[ix[f.step.as_str()]];
         if let Assign::Route { roles, .. } = &child.assign {

@@ -290,9 +290,6 @@ pub struct Action {
 }
 
 impl Action {
-    pub fn accepts(&self, f: &str) -> bool {
-        self.form_field(f).is_some()
-    }
     pub fn form_field(&self, f: &str) -> Option<&(FieldKey, FieldType, bool)> {
         // Equality compares lengths first: a linear scan beats a binary search on short keys.
         self.form_fields.iter().find(|(k, _, _)| k.as_str() == f)
