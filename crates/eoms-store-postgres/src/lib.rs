@@ -6,9 +6,11 @@
 //! lease, so nodes never hand out the same row while its lease runs. Migrations run under an
 //! advisory lock, so nodes starting together migrate once.
 
+mod access;
+
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use eoms_domain::ids::{TaskNo, TicketId};
+use eoms_domain::ids::{TaskNo, TicketId, UserId};
 use eoms_domain::org::Directory;
 use eoms_domain::{Event, Ticket};
 use eoms_store::sql::{Builder, Dialect, Param};
@@ -16,7 +18,10 @@ use eoms_store::*;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-const MIGRATION_SQL: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATION_SQL: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "server", include_str!("../migrations/0002_server.sql")),
+];
 
 pub struct PgStore {
     pool: Pool,
@@ -928,5 +933,89 @@ impl Store for PgStore {
             .map_err(err)?
             .get(0);
         if bad == 0 { Ok(()) } else { Err(StorageError::Corrupt(format!("{bad} ticket(s) with incomplete history"))) }
+    }
+
+    async fn set_password(&self, user: &UserId, hash: &str) -> Result<(), StorageError> {
+        access::set_password(&self.client().await?, user, hash).await
+    }
+
+    async fn login_state(&self, user: &UserId) -> Result<Option<LoginState>, StorageError> {
+        access::login_state(&self.client().await?, user).await
+    }
+
+    async fn login_failed(&self, user: &UserId, max: u32, lock_until: Timestamp) -> Result<LoginState, StorageError> {
+        access::login_failed(&self.client().await?, user, max, lock_until).await
+    }
+
+    async fn login_succeeded(&self, user: &UserId) -> Result<(), StorageError> {
+        access::login_succeeded(&self.client().await?, user).await
+    }
+
+    async fn save_credential(&self, k: &Credential) -> Result<(), StorageError> {
+        access::save_credential(&self.client().await?, k).await
+    }
+
+    async fn credential(&self, token_hash: &str) -> Result<Option<Credential>, StorageError> {
+        access::credential(&self.client().await?, token_hash).await
+    }
+
+    async fn touch_credential(&self, token_hash: &str, at: Timestamp) -> Result<(), StorageError> {
+        access::touch_credential(&self.client().await?, token_hash, at).await
+    }
+
+    async fn revoke_credential(&self, user: &UserId, id: &str) -> Result<bool, StorageError> {
+        access::revoke_credential(&self.client().await?, user, id).await
+    }
+
+    async fn revoke_credentials(&self, user: &UserId) -> Result<u64, StorageError> {
+        access::revoke_credentials(&self.client().await?, user).await
+    }
+
+    async fn credentials(&self, user: &UserId) -> Result<Vec<Credential>, StorageError> {
+        access::credentials(&self.client().await?, user).await
+    }
+
+    async fn audit(&self, e: &AuditEntry) -> Result<i64, StorageError> {
+        access::audit(&self.client().await?, e).await
+    }
+
+    async fn audit_log(&self, page: &PageReq) -> Result<Page<AuditEntry>, StorageError> {
+        access::audit_log(&self.client().await?, page).await
+    }
+
+    async fn save_attachment(&self, a: &Attachment) -> Result<i64, StorageError> {
+        access::save_attachment(&self.client().await?, a).await
+    }
+
+    async fn attachments(&self, ticket: TicketId) -> Result<Vec<Attachment>, StorageError> {
+        access::attachments(&self.client().await?, ticket).await
+    }
+
+    async fn save_dictionaries(&self, d: &[Dictionary]) -> Result<(), StorageError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(err)?;
+        access::save_dictionaries(&tx, d).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn dictionaries(&self) -> Result<Vec<Dictionary>, StorageError> {
+        access::dictionaries(&self.client().await?).await
+    }
+
+    async fn backlog(&self, now: Timestamp) -> Result<Backlog, StorageError> {
+        let c = self.client().await?;
+        let r = c
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM outbox WHERE status = 'pending'), (SELECT COUNT(*) FROM outbox WHERE status = 'dead'),
+                        (SELECT COUNT(*) FROM timers WHERE due_at <= $1)",
+                &[&now],
+            )
+            .await
+            .map_err(err)?;
+        Ok(Backlog {
+            outbox_pending: r.get::<_, i64>(0) as u64,
+            outbox_dead: r.get::<_, i64>(1) as u64,
+            timers_due: r.get::<_, i64>(2) as u64,
+        })
     }
 }

@@ -8,10 +8,11 @@
 //! small pool of read-only connections on the blocking thread pool (WAL lets them run while the
 //! writer writes).
 
+mod access;
 mod read;
 mod write;
 
-use eoms_domain::ids::TicketId;
+use eoms_domain::ids::{TicketId, UserId};
 use eoms_domain::{Event, Ticket};
 use eoms_store::*;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -19,7 +20,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 
-const MIGRATION_SQL: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATION_SQL: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "server", include_str!("../migrations/0002_server.sql")),
+];
 
 /// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
 /// succeeded and what to do once the batch's commit is known.
@@ -357,6 +361,121 @@ impl Store for SqliteStore {
         self.read(|c| {
             let r: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(err)?;
             if r == "ok" { Ok(()) } else { Err(StorageError::Corrupt(r)) }
+        })
+        .await
+    }
+
+    async fn set_password(&self, user: &UserId, hash: &str) -> Result<(), StorageError> {
+        let (u, h) = (user.clone(), hash.to_string());
+        self.write(move |c| access::set_password(c, &u, &h)).await
+    }
+
+    async fn login_state(&self, user: &UserId) -> Result<Option<LoginState>, StorageError> {
+        let u = user.clone();
+        self.read(move |c| access::login_state(c, &u)).await
+    }
+
+    async fn login_failed(&self, user: &UserId, max: u32, lock_until: Timestamp) -> Result<LoginState, StorageError> {
+        let u = user.clone();
+        self.write(move |c| access::login_failed(c, &u, max, lock_until)).await
+    }
+
+    async fn login_succeeded(&self, user: &UserId) -> Result<(), StorageError> {
+        let u = user.clone();
+        self.write(move |c| access::login_succeeded(c, &u)).await
+    }
+
+    async fn save_credential(&self, k: &Credential) -> Result<(), StorageError> {
+        let k = k.clone();
+        self.write(move |c| access::save_credential(c, &k)).await
+    }
+
+    async fn credential(&self, token_hash: &str) -> Result<Option<Credential>, StorageError> {
+        let h = token_hash.to_string();
+        self.read(move |c| access::credential(c, &h)).await
+    }
+
+    async fn touch_credential(&self, token_hash: &str, at: Timestamp) -> Result<(), StorageError> {
+        let h = token_hash.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE credentials SET last_seen_at = ?2 WHERE token_hash = ?1",
+                rusqlite::params![h, write::ms(&at)],
+            )
+            .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_credential(&self, user: &UserId, id: &str) -> Result<bool, StorageError> {
+        let (u, id) = (user.clone(), id.to_string());
+        self.write(move |c| {
+            let n = c
+                .execute("DELETE FROM credentials WHERE user_id = ?1 AND id = ?2", rusqlite::params![u.as_str(), id])
+                .map_err(err)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn revoke_credentials(&self, user: &UserId) -> Result<u64, StorageError> {
+        let u = user.clone();
+        self.write(move |c| {
+            let n = c.execute("DELETE FROM credentials WHERE user_id = ?1", [u.as_str()]).map_err(err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn credentials(&self, user: &UserId) -> Result<Vec<Credential>, StorageError> {
+        let u = user.clone();
+        self.read(move |c| access::credentials(c, &u)).await
+    }
+
+    async fn audit(&self, e: &AuditEntry) -> Result<i64, StorageError> {
+        let e = e.clone();
+        self.write(move |c| access::audit(c, &e)).await
+    }
+
+    async fn audit_log(&self, page: &PageReq) -> Result<Page<AuditEntry>, StorageError> {
+        let p = page.clone();
+        self.read(move |c| access::audit_log(c, &p)).await
+    }
+
+    async fn save_attachment(&self, a: &Attachment) -> Result<i64, StorageError> {
+        let a = a.clone();
+        self.write(move |c| access::save_attachment(c, &a)).await
+    }
+
+    async fn attachments(&self, ticket: TicketId) -> Result<Vec<Attachment>, StorageError> {
+        self.read(move |c| access::attachments(c, ticket)).await
+    }
+
+    async fn save_dictionaries(&self, d: &[Dictionary]) -> Result<(), StorageError> {
+        let d = d.to_vec();
+        self.write(move |c| access::save_dictionaries(c, &d)).await
+    }
+
+    async fn dictionaries(&self) -> Result<Vec<Dictionary>, StorageError> {
+        self.read(access::dictionaries).await
+    }
+
+    async fn backlog(&self, now: Timestamp) -> Result<Backlog, StorageError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT (SELECT COUNT(*) FROM outbox WHERE status = 'pending'), (SELECT COUNT(*) FROM outbox WHERE status = 'dead'),
+                        (SELECT COUNT(*) FROM timers WHERE due_at <= ?1)",
+                [write::ms(&now)],
+                |r| {
+                    Ok(Backlog {
+                        outbox_pending: r.get::<_, i64>(0)? as u64,
+                        outbox_dead: r.get::<_, i64>(1)? as u64,
+                        timers_due: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .map_err(err)
         })
         .await
     }

@@ -536,6 +536,175 @@ pub async fn concurrent_claims_never_hand_out_a_row_twice<S: Store>(s: Arc<S>) {
     assert_eq!(outbox.len(), 12, "one message per ticket at a time: each ticket's oldest");
 }
 
+pub async fn passwords_and_failed_sign_ins_lock_the_account<S: Store>(s: &S) {
+    let d = org().directory().clone();
+    s.save_directory(&d).await.unwrap();
+    let (me, nobody) = (UserId::new("jn_dispatcher"), UserId::new("nobody"));
+    let fresh = LoginState { password_hash: None, failures: 0, locked_until: None };
+    assert_eq!(s.login_state(&me).await.unwrap(), Some(fresh), "no password until one is set");
+    assert_eq!(s.login_state(&nobody).await.unwrap(), None);
+    assert!(matches!(s.set_password(&nobody, "x").await.unwrap_err(), StorageError::NotFound { what: "user", .. }));
+    assert!(matches!(s.login_failed(&nobody, 3, t0()).await.unwrap_err(), StorageError::NotFound { what: "user", .. }));
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    s.set_password(&me, hash).await.unwrap();
+    let state = |failures, locked_until| LoginState { password_hash: Some(hash.into()), failures, locked_until };
+    assert_eq!(s.login_state(&me).await.unwrap(), Some(state(0, None)));
+    // Three failures lock the account; the count starts again and the lock stays.
+    let until = t0() + TimeDelta::minutes(15);
+    assert_eq!(s.login_failed(&me, 3, until).await.unwrap(), state(1, None));
+    assert_eq!(s.login_failed(&me, 3, until).await.unwrap(), state(2, None));
+    assert_eq!(s.login_failed(&me, 3, until).await.unwrap(), state(0, Some(until)), "locked at the max");
+    assert_eq!(s.login_failed(&me, 3, until + TimeDelta::hours(1)).await.unwrap(), state(1, Some(until)));
+    assert_eq!(s.login_state(&me).await.unwrap(), Some(state(1, Some(until))));
+    s.login_succeeded(&me).await.unwrap();
+    assert_eq!(s.login_state(&me).await.unwrap(), Some(state(0, None)), "a success clears count and lock");
+    // Saving the directory again updates users in place: their passwords survive; removed users go.
+    let mut smaller = d.clone();
+    smaller.users.retain(|u| u.id.as_str() != "gz_wy");
+    for sr in &mut smaller.sub_roles {
+        sr.members.retain(|m| m.as_str() != "gz_wy");
+    }
+    s.set_password(&UserId::new("gz_wy"), hash).await.unwrap();
+    s.save_directory(&smaller).await.unwrap();
+    assert_eq!(s.login_state(&me).await.unwrap(), Some(state(0, None)), "the password hash is kept");
+    assert_eq!(s.login_state(&UserId::new("gz_wy")).await.unwrap(), None);
+}
+
+fn credential(user: &str, n: u32, kind: CredentialKind, created_at: Timestamp) -> Credential {
+    let token_hash = format!("{n:08x}{}", "ab".repeat(28));
+    Credential {
+        id: token_hash[..8].to_string(),
+        token_hash,
+        user: UserId::new(user),
+        kind,
+        name: format!("client {n}"),
+        csrf: format!("csrf-{n}"),
+        created_at,
+        last_seen_at: created_at,
+        expires_at: (kind == CredentialKind::Session).then(|| created_at + TimeDelta::hours(12)),
+    }
+}
+
+pub async fn sessions_and_tokens_are_listed_touched_and_revoked<S: Store>(s: &S) {
+    let (me, other) = (UserId::new("jn_dispatcher"), UserId::new("jn_wy"));
+    let mine = [
+        credential("jn_dispatcher", 1, CredentialKind::Session, t0()),
+        credential("jn_dispatcher", 2, CredentialKind::ApiToken, t0() + TimeDelta::hours(1)),
+        credential("jn_dispatcher", 3, CredentialKind::Session, t0() + TimeDelta::hours(2)),
+    ];
+    let theirs = credential("jn_wy", 4, CredentialKind::Session, t0() + TimeDelta::hours(3));
+    for c in mine.iter().chain([&theirs]) {
+        s.save_credential(c).await.unwrap();
+    }
+    assert!(matches!(s.save_credential(&mine[0]).await.unwrap_err(), StorageError::Duplicate { .. }));
+    assert_eq!(s.credential(&mine[1].token_hash).await.unwrap().as_ref(), Some(&mine[1]));
+    assert_eq!(s.credential("no such hash").await.unwrap(), None);
+    let listed = |v: Vec<Credential>| v.into_iter().map(|c| c.name).collect::<Vec<_>>();
+    assert_eq!(listed(s.credentials(&me).await.unwrap()), ["client 3", "client 2", "client 1"], "newest first");
+    // Use moves last_seen_at, nothing else.
+    let seen = t0() + TimeDelta::hours(5);
+    s.touch_credential(&mine[0].token_hash, seen).await.unwrap();
+    let touched = s.credential(&mine[0].token_hash).await.unwrap().unwrap();
+    assert_eq!(touched, Credential { last_seen_at: seen, ..mine[0].clone() });
+    // Revoking by public id: only the owner's, once.
+    assert!(!s.revoke_credential(&other, &mine[1].id).await.unwrap(), "not another user's credential");
+    assert!(s.credential(&mine[1].token_hash).await.unwrap().is_some());
+    assert!(s.revoke_credential(&me, &mine[1].id).await.unwrap());
+    assert!(!s.revoke_credential(&me, &mine[1].id).await.unwrap(), "already revoked");
+    assert_eq!(s.credential(&mine[1].token_hash).await.unwrap(), None);
+    assert_eq!(listed(s.credentials(&me).await.unwrap()), ["client 3", "client 1"]);
+    // Signing out everywhere leaves other users signed in.
+    assert_eq!(s.revoke_credentials(&me).await.unwrap(), 2);
+    assert!(s.credentials(&me).await.unwrap().is_empty());
+    assert_eq!(s.credentials(&other).await.unwrap(), [theirs]);
+}
+
+pub async fn the_audit_log_pages_newest_first<S: Store>(s: &S) {
+    assert_eq!(s.audit_log(&PageReq::default()).await.unwrap(), Page { items: vec![], total: 0 });
+    let mut entries = Vec::new();
+    for i in 0..5i64 {
+        let mut e = AuditEntry {
+            id: 0,
+            at: t0() + TimeDelta::minutes(i),
+            actor: "admin".into(),
+            action: format!("user.update.{i}"),
+            target: format!("user-{i}"),
+            detail: serde_json::json!({"i": i, "msisdn": "138****0001", "备注": "解锁", "roles": ["a", "b"], "nested": {"ok": true, "x": null}}),
+        };
+        e.id = s.audit(&e).await.unwrap();
+        entries.push(e);
+    }
+    assert!(entries.windows(2).all(|w| w[0].id < w[1].id), "ids grow");
+    let newest: Vec<AuditEntry> = entries.iter().rev().cloned().collect();
+    for (offset, items) in [(0, &newest[..2]), (2, &newest[2..4]), (4, &newest[4..]), (6, &[])] {
+        let page = s.audit_log(&PageReq { limit: 2, offset }).await.unwrap();
+        assert_eq!(page, Page { items: items.to_vec(), total: 5 }, "page at {offset}, detail intact");
+    }
+}
+
+pub async fn attachments_are_listed_per_ticket_oldest_first<S: Store>(s: &S) {
+    let a = Live::create(s, mobile(), "sd_css_system", 1001, mobile_form("sd.jn", "13812340013", "附件一"), t0()).await;
+    let b = Live::create(s, mobile(), "sd_css_system", 1002, mobile_form("sd.jn", "13812340014", "附件二"), t0()).await;
+    let att = |ticket: TicketId, n: i64| Attachment {
+        id: 0,
+        ticket_id: ticket,
+        sha256: format!("{n:064x}"),
+        name: format!("现场照片{n}.jpg"),
+        content_type: "image/jpeg".into(),
+        size: 5_000_000_000 + n as u64,
+        uploaded_by: UserId::new("jn_wy"),
+        uploaded_at: t0() + TimeDelta::minutes(n),
+    };
+    let mut saved = Vec::new();
+    for (ticket, n) in [(a.t.id, 1), (b.t.id, 2), (a.t.id, 3)] {
+        let mut x = att(ticket, n);
+        x.id = s.save_attachment(&x).await.unwrap();
+        saved.push(x);
+    }
+    assert_eq!(s.attachments(a.t.id).await.unwrap(), [saved[0].clone(), saved[2].clone()]);
+    assert_eq!(s.attachments(b.t.id).await.unwrap(), [saved[1].clone()]);
+    let err = s.save_attachment(&att(TicketId(999_999), 4)).await.unwrap_err();
+    assert!(matches!(err, StorageError::NotFound { what: "ticket", .. }), "{err:?}");
+    assert!(s.attachments(TicketId(999_999)).await.unwrap().is_empty());
+}
+
+fn dictionary(key: &str, entries: &[(&str, Option<&str>)]) -> Dictionary {
+    Dictionary {
+        key: key.into(),
+        name: format!("{key}名称"),
+        name_en: key.to_uppercase(),
+        entries: entries
+            .iter()
+            .map(|(code, parent)| DictEntry {
+                code: code.to_string(),
+                name: format!("{code}名"),
+                name_en: String::new(),
+                parent: parent.map(str::to_string),
+            })
+            .collect(),
+    }
+}
+
+pub async fn dictionaries_are_replaced_as_a_whole<S: Store>(s: &S) {
+    assert!(s.dictionaries().await.unwrap().is_empty());
+    let first = vec![
+        dictionary("sources", &[("hotline", None), ("web", None)]),
+        dictionary("categories", &[("mobile", None), ("mobile.voice", Some("mobile")), ("broadband", None)]),
+        dictionary("causes", &[]),
+    ];
+    s.save_dictionaries(&first).await.unwrap();
+    assert_eq!(s.dictionaries().await.unwrap(), first, "kept in the order saved");
+    let second = vec![dictionary("causes", &[("wireless", None)]), dictionary("sources", &[("app", None)])];
+    s.save_dictionaries(&second).await.unwrap();
+    assert_eq!(s.dictionaries().await.unwrap(), second, "replaced as a whole");
+    let dup = vec![dictionary("a", &[]), dictionary("b", &[]), dictionary("a", &[("x", None)])];
+    let err = s.save_dictionaries(&dup).await.unwrap_err();
+    assert_eq!(err, StorageError::Duplicate { what: "dictionary", key: "a".into() });
+    assert_eq!(s.dictionaries().await.unwrap(), second, "a refused save changes nothing");
+    s.save_dictionaries(&[]).await.unwrap();
+    assert!(s.dictionaries().await.unwrap().is_empty());
+}
+
 /// Generates one `#[tokio::test]` per conformance check; `$make` is an async expression that
 /// yields a fresh, migrated store, or `None` to skip (with the reason printed).
 #[macro_export]
@@ -552,6 +721,11 @@ macro_rules! conformance {
         $crate::conformance!(@one $make, process_definitions_are_versioned);
         $crate::conformance!(@one $make, the_directory_round_trips);
         $crate::conformance!(@one $make, ticket_ids_are_reserved_in_blocks);
+        $crate::conformance!(@one $make, passwords_and_failed_sign_ins_lock_the_account);
+        $crate::conformance!(@one $make, sessions_and_tokens_are_listed_touched_and_revoked);
+        $crate::conformance!(@one $make, the_audit_log_pages_newest_first);
+        $crate::conformance!(@one $make, attachments_are_listed_per_ticket_oldest_first);
+        $crate::conformance!(@one $make, dictionaries_are_replaced_as_a_whole);
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_claims_never_hand_out_a_row_twice() {
             if let Some(s) = $make.await {

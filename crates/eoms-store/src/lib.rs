@@ -8,16 +8,18 @@
 //! Backends: `eoms-store-sqlite` (the embedded default) and `eoms-store-postgres`; one
 //! conformance suite (`eoms-store-tests`) runs against both.
 
+mod access;
 mod projection;
 mod query;
 pub mod sql;
 
+pub use access::*;
 pub use projection::{Summary, summarize};
 pub use query::*;
 
 use chrono::{DateTime, Utc};
 use eoms_domain::engine::TimerKind;
-use eoms_domain::ids::{TaskNo, TicketId};
+use eoms_domain::ids::{TaskNo, TicketId, UserId};
 use eoms_domain::{Event, Ticket};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -25,11 +27,11 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, "initial")];
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, "initial"), (2, "server")];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StorageError {
@@ -255,6 +257,61 @@ pub trait Store: Send + Sync + 'static {
     fn directory(&self) -> impl Future<Output = Result<eoms_domain::org::Directory, StorageError>> + Send;
     /// A consistent check of the database file/structure (SQLite: `PRAGMA integrity_check`).
     fn integrity_check(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    // ── Sign-in, sessions and API tokens ──
+
+    /// Sets a user's password hash; `NotFound` for an unknown user.
+    fn set_password(&self, user: &UserId, hash: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// A user's sign-in state; `None` for an unknown user.
+    fn login_state(&self, user: &UserId) -> impl Future<Output = Result<Option<LoginState>, StorageError>> + Send;
+    /// Counts a failed sign-in; at `max_failures` the account is locked until `lock_until` and
+    /// the count starts again. Returns the new state.
+    fn login_failed(
+        &self,
+        user: &UserId,
+        max_failures: u32,
+        lock_until: Timestamp,
+    ) -> impl Future<Output = Result<LoginState, StorageError>> + Send;
+    /// Clears the failure count and any lock.
+    fn login_succeeded(&self, user: &UserId) -> impl Future<Output = Result<(), StorageError>> + Send;
+    fn save_credential(&self, c: &Credential) -> impl Future<Output = Result<(), StorageError>> + Send;
+    fn credential(&self, token_hash: &str) -> impl Future<Output = Result<Option<Credential>, StorageError>> + Send;
+    /// Records use of a credential (the idle timeout counts from here).
+    fn touch_credential(
+        &self,
+        token_hash: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Revokes one credential of `user` by its public id; false when there is none.
+    fn revoke_credential(&self, user: &UserId, id: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
+    /// Revokes every session and token of a user (sign-out everywhere, a disabled user).
+    fn revoke_credentials(&self, user: &UserId) -> impl Future<Output = Result<u64, StorageError>> + Send;
+    /// A user's live credentials, newest first.
+    fn credentials(&self, user: &UserId) -> impl Future<Output = Result<Vec<Credential>, StorageError>> + Send;
+
+    // ── Audit, attachments, dictionaries ──
+
+    /// Appends an audit entry; returns its id.
+    fn audit(&self, e: &AuditEntry) -> impl Future<Output = Result<i64, StorageError>> + Send;
+    /// The audit log, newest first.
+    fn audit_log(&self, page: &PageReq) -> impl Future<Output = Result<Page<AuditEntry>, StorageError>> + Send;
+    /// Records an attachment (its bytes are already on disk); returns its id.
+    fn save_attachment(&self, a: &Attachment) -> impl Future<Output = Result<i64, StorageError>> + Send;
+    /// A ticket's attachments, oldest first.
+    fn attachments(&self, ticket: TicketId) -> impl Future<Output = Result<Vec<Attachment>, StorageError>> + Send;
+    /// Replaces every dictionary in one transaction.
+    fn save_dictionaries(&self, d: &[Dictionary]) -> impl Future<Output = Result<(), StorageError>> + Send;
+    fn dictionaries(&self) -> impl Future<Output = Result<Vec<Dictionary>, StorageError>> + Send;
+    /// What is waiting: undelivered and dead outbox messages, timers due at `now` (for metrics).
+    fn backlog(&self, now: Timestamp) -> impl Future<Output = Result<Backlog, StorageError>> + Send;
+}
+
+/// Work waiting in the database, as the metrics endpoint reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Backlog {
+    pub outbox_pending: u64,
+    pub outbox_dead: u64,
+    pub timers_due: u64,
 }
 
 /// Small configuration values (permission sets, dimension maps, enum codes) as the JSON text both
