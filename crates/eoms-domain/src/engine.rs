@@ -294,6 +294,68 @@ pub fn decide(
     Ok(run.finish())
 }
 
+/// An action a user may take now, on a task or on the ticket.
+#[derive(Clone, Debug)]
+pub struct Available<'d> {
+    pub task: Option<TaskNo>,
+    pub action: &'d Action,
+}
+
+/// The actions `actor` may take on `ticket` now: what the console offers as forms. Applies the
+/// same rules as [`decide`] before the form is read (who, task state, suspension), so an action
+/// listed here fails only on its form or a refusal.
+pub fn available<'d>(ticket: &Ticket, actor: &UserId, w: World<'d>, now: Timestamp) -> Vec<Available<'d>> {
+    let mut out = Vec::new();
+    let Ok(user) = active_user(w.org, actor) else { return out };
+    if ticket.status.is_terminal() {
+        return out;
+    }
+    let suspended = ticket.suspended_by.is_some();
+    let fits = |a: &Action| {
+        if a.resume {
+            suspended
+        } else if a.suspend {
+            !suspended
+        } else {
+            !suspended || a.while_suspended
+        }
+    };
+    let run = |sub| Run {
+        w,
+        now,
+        actor: user,
+        t: ticket.clone(),
+        events: Vec::new(),
+        effects: Vec::new(),
+        form: Vec::new(),
+        derived: Vec::new(),
+        sub,
+        recorded: None,
+        on_ticket: 0,
+    };
+    for task in &ticket.tasks {
+        let Some(step) = w.def.step(task.step.as_str()) else { continue };
+        let r = run(task.sub_order);
+        for a in step.actions.iter().filter(|a| fits(a)) {
+            let state_ok = match a.state {
+                TaskState::Ready => task.claimed_by.is_none(),
+                TaskState::Claimed => task.claimed_by.is_some(),
+                TaskState::Any => true,
+            };
+            if state_ok && a.who.iter().any(|who| r.allows(who, Some(task))) {
+                out.push(Available { task: Some(task.no), action: a });
+            }
+        }
+    }
+    let r = run(SubOrderNo::ROOT);
+    for a in w.def.ticket_actions.iter().filter(|a| fits(a)) {
+        if a.who.iter().any(|who| r.allows(who, None)) {
+            out.push(Available { task: None, action: a });
+        }
+    }
+    out
+}
+
 fn active_user<'a>(org: &'a Org, id: &UserId) -> Result<&'a User, DomainError> {
     org.user(id.as_str()).filter(|u| u.active).ok_or_else(|| DomainError::UnknownUser { user: id.to_string() })
 }

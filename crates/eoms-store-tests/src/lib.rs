@@ -267,6 +267,14 @@ pub async fn ticket_query_conditions_scope_and_paging<S: Store>(s: &S) {
     assert_eq!(ids(s, &TicketQuery::new(Scope::Subtree(vec![]))).await.0, 0);
     assert_eq!(ids(s, &TicketQuery::new(Scope::Own(UserId::new("sd_applicant")))).await, (1, vec![304]));
     assert_eq!(ids(s, &TicketQuery::new(Scope::Department(vec![OrgUnitId::new("sd.ent")]))).await, (1, vec![304]));
+    // A scope widened by the user's own tickets: Guangdong's, plus what gd's CSS system created.
+    let widened = TicketQuery {
+        involving: Some(UserId::new("sd_css_system")),
+        ..TicketQuery::new(Scope::Subtree(vec![OrgUnitId::new("gd")]))
+    };
+    assert_eq!(ids(s, &widened).await, (3, vec![301, 302, 303]));
+    let widened = TicketQuery { involving: Some(UserId::new("nobody")), ..widened };
+    assert_eq!(ids(s, &widened).await, (1, vec![303]), "no tickets of its own: the scope alone");
     // Paging: a page, the total of all.
     let mut paged = all.clone();
     paged.page = PageReq { limit: 2, offset: 1 };

@@ -96,6 +96,9 @@ impl SortBy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TicketQuery {
     pub scope: Scope,
+    /// Tickets this user created, acted on, holds a task of or was copied on are visible too,
+    /// whatever the scope (a handler sees the tickets they work on).
+    pub involving: Option<UserId>,
     pub sheet_no: Option<String>,
     pub css_serial_no: Option<String>,
     pub msisdn: Option<String>,
@@ -124,6 +127,7 @@ impl TicketQuery {
     pub fn new(scope: Scope) -> TicketQuery {
         TicketQuery {
             scope,
+            involving: None,
             sheet_no: None,
             css_serial_no: None,
             msisdn: None,

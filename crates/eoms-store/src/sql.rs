@@ -50,27 +50,32 @@ impl Builder {
     /// The conditions of `q` on table alias `t` (tickets).
     pub fn ticket_filter(&mut self, q: &TicketQuery) -> String {
         let mut conds: Vec<String> = Vec::new();
-        match &q.scope {
-            Scope::All => {}
-            Scope::Subtree(orgs) | Scope::Department(orgs) if orgs.is_empty() => conds.push(self.truth(false).into()),
+        let own = |b: &mut Builder, u: &eoms_domain::ids::UserId| {
+            let p = b.bind(Param::Text(u.to_string()));
+            format!("EXISTS (SELECT 1 FROM ticket_users s WHERE s.ticket_id = t.id AND s.user_id = {p})")
+        };
+        let scope = match &q.scope {
+            Scope::All => None,
+            Scope::Subtree(orgs) | Scope::Department(orgs) if orgs.is_empty() => Some(self.truth(false).to_string()),
             Scope::Subtree(orgs) => {
                 let ps = self.list(orgs.iter().map(|o| o.to_string()));
-                conds.push(format!(
-                    "EXISTS (SELECT 1 FROM ticket_orgs s WHERE s.ticket_id = t.id AND s.org_id IN ({ps}))"
-                ));
+                Some(format!("EXISTS (SELECT 1 FROM ticket_orgs s WHERE s.ticket_id = t.id AND s.org_id IN ({ps}))"))
             }
             Scope::Department(orgs) => {
                 let ps = self.list(orgs.iter().map(|o| o.to_string()));
-                conds.push(format!(
+                Some(format!(
                     "(t.creator_org IN ({ps}) OR EXISTS (SELECT 1 FROM tasks k WHERE k.ticket_id = t.id AND k.org IN ({ps})))"
-                ));
+                ))
             }
-            Scope::Own(u) => {
-                let p = self.bind(Param::Text(u.to_string()));
-                conds.push(format!(
-                    "EXISTS (SELECT 1 FROM ticket_users s WHERE s.ticket_id = t.id AND s.user_id = {p})"
-                ));
+            Scope::Own(u) => Some(own(self, u)),
+        };
+        match (scope, &q.involving) {
+            (None, _) => {}
+            (Some(c), Some(u)) if !matches!(&q.scope, Scope::Own(o) if o == u) => {
+                let mine = own(self, u);
+                conds.push(format!("({c} OR {mine})"));
             }
+            (Some(c), _) => conds.push(c),
         }
         for (col, v) in [
             ("sheet_no", &q.sheet_no),

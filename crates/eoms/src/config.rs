@@ -16,11 +16,13 @@ pub struct Config {
     pub database_url: Option<String>,
     /// PostgreSQL connections per node. Env: EOMS_POOL_SIZE. Default: 16.
     pub pool_size: usize,
+    /// The server (`eoms serve`).
+    pub server: eoms_server::ServerConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { data_dir: PathBuf::from("data"), database_url: None, pool_size: 16 }
+        Config { data_dir: PathBuf::from("data"), database_url: None, pool_size: 16, server: Default::default() }
     }
 }
 
@@ -31,6 +33,7 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_ref().map(|u| redact(u)))
             .field("pool_size", &self.pool_size)
+            .field("server", &self.server)
             .finish()
     }
 }
@@ -64,6 +67,24 @@ data_dir = "data"
 
 # PostgreSQL connections per node.
 pool_size = 16
+
+[server]
+# Address and port to listen on. Env: EOMS_LISTEN.
+listen = "127.0.0.1:8080"
+# A session ends after this many minutes without a request, and this many hours after sign-in.
+session_idle_minutes = 30
+session_max_hours = 12
+# Failed sign-ins in a row that lock an account, and for how long.
+max_failed_logins = 5
+lockout_minutes = 15
+# Largest attachment accepted, in bytes.
+max_attachment_bytes = 20971520
+# Mark the session cookie Secure (when served behind HTTPS). Env: EOMS_SECURE_COOKIES.
+secure_cookies = false
+# Log lines on stderr: "text" or "json". Env: EOMS_LOG_FORMAT.
+log_format = "text"
+# How often a node re-reads configuration other nodes may have changed, in seconds.
+reload_seconds = 10
 "#;
 
 pub enum Backend {
@@ -87,6 +108,21 @@ impl Config {
         if let Ok(v) = std::env::var("EOMS_POOL_SIZE") {
             cfg.pool_size = v.parse().with_context(|| format!("EOMS_POOL_SIZE must be a number, not '{v}'"))?;
         }
+        if let Ok(v) = std::env::var("EOMS_LISTEN") {
+            cfg.server.listen = v;
+        }
+        if let Ok(v) = std::env::var("EOMS_SECURE_COOKIES") {
+            cfg.server.secure_cookies =
+                v.parse().with_context(|| format!("EOMS_SECURE_COOKIES must be true or false, not '{v}'"))?;
+        }
+        if let Ok(v) = std::env::var("EOMS_LOG_FORMAT") {
+            cfg.server.log_format = match v.as_str() {
+                "text" => eoms_server::config::LogFormat::Text,
+                "json" => eoms_server::config::LogFormat::Json,
+                _ => bail!("EOMS_LOG_FORMAT must be text or json, not '{v}'"),
+            };
+        }
+        cfg.server.check().map_err(|e| anyhow::anyhow!("[server] {e}"))?;
         if cfg.pool_size == 0 {
             bail!("pool_size must be at least 1");
         }

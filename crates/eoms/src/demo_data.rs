@@ -15,13 +15,11 @@ use eoms_domain::engine::{Command, NewTicket, World, create, decide};
 use eoms_domain::ids::{TicketId, UserId};
 use eoms_domain::value::Timestamp;
 use eoms_domain::{Decision, Effect, Org, ProcessDefinition, Ticket, compile};
-use eoms_store::{Store, StoredProcess, TicketWrite};
+use eoms_store::{Store, TicketWrite};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-pub const MOBILE: &str = include_str!("../../../processes/mobile_complaint.toml");
-pub const CUSTOMER: &str = include_str!("../../../processes/customer_complaint.toml");
-pub const DEMO_ORG: &str = include_str!("../../../scenarios/demo_org.toml");
+use eoms_server::demo::{CUSTOMER, DEMO_ORG, MOBILE};
 
 /// A small, fast, seedable generator (splitmix64).
 pub struct Rng(u64);
@@ -348,18 +346,7 @@ impl Job for Generate {
         }
         let mobile: ProcessDefinition = compile(MOBILE).map_err(|d| anyhow!("mobile_complaint: {d:?}"))?;
         let customer: ProcessDefinition = compile(CUSTOMER).map_err(|d| anyhow!("customer_complaint: {d:?}"))?;
-        let stored = s.processes().await?;
-        for (def, src) in [(&mobile, MOBILE), (&customer, CUSTOMER)] {
-            if !stored.iter().any(|p| p.key == def.key.as_str() && p.version == def.version) {
-                s.save_process(&StoredProcess {
-                    key: def.key.to_string(),
-                    version: def.version,
-                    source: src.to_string(),
-                    created_at: now,
-                })
-                .await?;
-            }
-        }
+        eoms_server::demo::store_processes(&s, now).await.map_err(|e| anyhow!("storing the processes: {e}"))?;
         let ids =
             s.reserve_ticket_ids(u32::try_from(self.tickets).context("at most 4 billion tickets at once")?).await?;
         let bar = ProgressBar::new(self.tickets);

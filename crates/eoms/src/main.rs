@@ -8,6 +8,7 @@ mod config;
 mod db;
 mod demo_data;
 mod process_cmd;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -37,6 +38,18 @@ enum Command {
     /// Bring the database schema up to date (creating it on an empty database). Refuses a
     /// database whose schema is newer than this eoms.
     Migrate,
+    /// Run the server: the JSON API (/api/v1, documented at /api/docs), health and metrics.
+    /// Migrates the database first. With --demo on an empty database, creates the demo world
+    /// (HQ, 山东 and 广东 with their cities and departments, users for every role, both
+    /// processes, dictionaries) and prints the demo accounts.
+    Serve {
+        /// Create the demo world if the database is empty, and print the demo accounts.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Manage users from the command line (the first admin of a new instance).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Configuration help.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -65,6 +78,27 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from EOMS_PASSWORD or asked for on the terminal.
+    Add {
+        /// The sign-in name.
+        id: String,
+        /// The person's name.
+        #[arg(long)]
+        name: String,
+        /// The org unit (department) the user belongs to (default: the root unit).
+        #[arg(long)]
+        org: Option<String>,
+        /// Function roles to hold (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Make the user an administrator (creates the admin function role if missing).
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Print an annotated example eoms.toml.
     Example,
@@ -81,6 +115,9 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Config(ConfigCommand::Show) => config::Config::load(cli.config.as_deref()).map(|c| println!("{c:#?}")),
+        Command::Serve { demo } => config::Config::load(cli.config.as_deref()).and_then(|c| serve::serve(&c, demo)),
+        Command::User(UserCommand::Add { id, name, org, roles, admin }) => config::Config::load(cli.config.as_deref())
+            .and_then(|c| serve::add_user(&c, &id, &name, org.as_deref(), &roles, admin)),
         Command::Migrate => config::Config::load(cli.config.as_deref()).and_then(|c| db::migrate(&c)),
         Command::DemoData { tickets, seed } => {
             config::Config::load(cli.config.as_deref()).and_then(|c| demo_data::run(&c, tickets, seed))

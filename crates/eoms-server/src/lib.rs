@@ -1,0 +1,197 @@
+//! `eoms serve`: every user and every other system reaches eoms through here.
+//!
+//! Owns: the HTTP API under `/api/v1` with its OpenAPI document (generated from the same route
+//! table that builds the router, so the two cannot drift), sign-in (sessions, API tokens,
+//! throttling and lock-out), authorisation on every request (function roles, data scope, flow
+//! roles through the engine), masking of subscriber numbers, attachments, streamed exports,
+//! health, metrics and logs. Must not: decide anything about a ticket (the engine does) or
+//! talk SQL (the store does).
+//!
+//! Every request is checked the same way whatever the channel: one extractor ([`auth::Caller`])
+//! authenticates it, and one function ([`access::visible_ticket`]) decides whether a ticket may
+//! be seen — by running the very query the ticket lists run, so a list and a direct read can
+//! never disagree.
+
+pub mod access;
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod openapi;
+pub mod ops;
+pub mod store;
+pub mod view;
+
+use crate::clock::Clock;
+pub use crate::config::ServerConfig;
+use crate::store::AnyStore;
+use eoms_domain::ids::TicketId;
+use eoms_domain::{Org, ProcessDefinition};
+use eoms_store::{Dictionary, StorageError, Store};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+/// The configuration every request reads: the org tree, the process definitions (every stored
+/// version, compiled) and the dictionaries. Replaced as a whole when an admin changes it.
+pub struct World {
+    pub org: Org,
+    /// key → version → definition.
+    pub processes: BTreeMap<String, BTreeMap<u32, Arc<ProcessDefinition>>>,
+    pub dictionaries: Vec<Dictionary>,
+}
+
+impl World {
+    /// The newest version of a process: what new tickets start on.
+    pub fn latest(&self, key: &str) -> Option<&Arc<ProcessDefinition>> {
+        self.processes.get(key).and_then(|v| v.values().next_back())
+    }
+    /// The version a ticket started on: what it keeps running on.
+    pub fn definition(&self, key: &str, version: u32) -> Option<&Arc<ProcessDefinition>> {
+        self.processes.get(key).and_then(|v| v.get(&version))
+    }
+}
+
+pub struct App {
+    pub store: AnyStore,
+    pub cfg: ServerConfig,
+    pub clock: Arc<dyn Clock>,
+    /// Where attachment bytes live, by content hash.
+    pub files: PathBuf,
+    pub metrics: ops::Metrics,
+    world: RwLock<Arc<World>>,
+    ids: tokio::sync::Mutex<std::ops::Range<u64>>,
+    pub(crate) throttle: auth::Throttle,
+    pub(crate) node: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl App {
+    /// Opens the app on a migrated store. `data_dir` holds the attachments.
+    pub async fn open(
+        store: AnyStore,
+        cfg: ServerConfig,
+        clock: Arc<dyn Clock>,
+        data_dir: PathBuf,
+    ) -> Result<Arc<App>, StartError> {
+        cfg.check().map_err(StartError::Config)?;
+        let files = data_dir.join("attachments");
+        std::fs::create_dir_all(&files).map_err(|e| StartError::Config(format!("{}: {e}", files.display())))?;
+        let world = load_world(&store).await?;
+        let mut node = [0u8; 4];
+        getrandom::fill(&mut node).map_err(|e| StartError::Config(e.to_string()))?;
+        Ok(Arc::new(App {
+            store,
+            cfg,
+            clock,
+            files,
+            metrics: ops::Metrics::default(),
+            world: RwLock::new(Arc::new(world)),
+            ids: tokio::sync::Mutex::new(0..0),
+            throttle: auth::Throttle::default(),
+            node: auth::hex(&node),
+        }))
+    }
+
+    pub fn world(&self) -> Arc<World> {
+        self.world.read().map(|w| w.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Re-reads the configuration from the store (after an admin change here or on another node).
+    pub async fn reload(&self) -> Result<(), StorageError> {
+        let w = Arc::new(load_world(&self.store).await?);
+        match self.world.write() {
+            Ok(mut g) => *g = w,
+            Err(p) => *p.into_inner() = w,
+        }
+        Ok(())
+    }
+
+    /// A new ticket id, from a block reserved for this node.
+    pub async fn next_ticket_id(&self) -> Result<TicketId, StorageError> {
+        let mut ids = self.ids.lock().await;
+        if ids.is_empty() {
+            *ids = self.store.reserve_ticket_ids(64).await?;
+        }
+        let id = ids.start;
+        ids.start += 1;
+        Ok(TicketId(id))
+    }
+}
+
+async fn load_world(store: &AnyStore) -> Result<World, StorageError> {
+    let dir = store.directory().await?;
+    let org = if dir.units.is_empty() { Org::from_toml(EMPTY_ORG) } else { Org::new(dir) }
+        .map_err(|e| StorageError::Corrupt(format!("the stored directory is invalid: {e}")))?;
+    let mut processes: BTreeMap<String, BTreeMap<u32, Arc<ProcessDefinition>>> = BTreeMap::new();
+    for p in store.processes().await? {
+        match eoms_domain::compile(&p.source) {
+            Ok(def) => {
+                processes.entry(p.key.clone()).or_default().insert(p.version, Arc::new(def));
+            }
+            Err(d) => ops::log_event(
+                "error",
+                "startup",
+                &[("process", &format!("{} v{}", p.key, p.version)), ("cause", &format!("{d:?}"))],
+            ),
+        }
+    }
+    Ok(World { org, processes, dictionaries: store.dictionaries().await? })
+}
+
+/// An instance with no configuration yet has one org unit, so that `eoms user add --admin`
+/// has somewhere to put the first admin.
+const EMPTY_ORG: &str = "[[unit]]\nid = \"hq\"\nname = \"总部\"\nname_en = \"HQ\"\nkind = \"hq\"\n";
+
+pub use api::router;
+
+/// Serves until `shutdown` resolves; in-flight requests finish first (graceful shutdown).
+pub async fn serve(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let reload = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let every = std::time::Duration::from_secs(app.cfg.reload_seconds.max(1));
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = app.reload().await {
+                    ops::log_event("warn", "reload", &[("cause", &e.to_string())]);
+                }
+            }
+        })
+    };
+    let r = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await;
+    reload.abort();
+    r
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
