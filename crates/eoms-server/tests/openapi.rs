@@ -59,3 +59,44 @@ fn every_route_is_documented_and_every_reference_resolves() {
         .collect();
     assert_eq!(ops.len(), eoms_server::api::routes().len(), "operation ids are unique");
 }
+
+/// Every error code the server and the engine can answer with is documented in docs/errors/.
+#[test]
+fn every_error_code_is_documented() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let doc = std::fs::read_to_string(root.join("docs/errors/README.md")).unwrap();
+    let mut codes = std::collections::BTreeSet::new();
+    // Codes written where the server builds its errors: `StatusCode::X,` then the code literal.
+    let mut files = vec![root.join("crates/eoms-domain/src/error.rs")];
+    for dir in ["crates/eoms-server/src", "crates/eoms-server/src/api"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    for f in files {
+        let src = std::fs::read_to_string(&f).unwrap();
+        let is_domain = f.ends_with("error.rs") && src.contains("pub enum DomainError");
+        for (i, _) in src.match_indices(if is_domain { "=> \"" } else { "StatusCode::" }) {
+            let rest = &src[i..];
+            let after = if is_domain { &rest[3..] } else { rest.split_once(',').map_or("", |(_, r)| r).trim_start() };
+            let Some(lit) = after.strip_prefix('"') else { continue };
+            let code = lit.split('"').next().unwrap();
+            if code.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !code.is_empty() {
+                codes.insert(code.to_string());
+            }
+        }
+    }
+    for extra in ["conflict", "duplicate", "not_found", "unavailable", "internal", "ticket_not_found", "forbidden"] {
+        codes.insert(extra.into());
+    }
+    // Words the domain's messages use for states, not codes.
+    for word in ["closed", "cancelled", "voided", "ready", "claimed", "ready"] {
+        codes.remove(word);
+    }
+    assert!(codes.len() > 30, "the scan found the codes: {codes:?}");
+    let missing: Vec<_> = codes.iter().filter(|c| !doc.contains(&format!("### `{c}`"))).collect();
+    assert!(missing.is_empty(), "undocumented error codes: {missing:?}");
+}
