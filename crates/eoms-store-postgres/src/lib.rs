@@ -600,11 +600,14 @@ impl Store for PgStore {
         let mut b = Builder::new(Dialect::Postgres);
         let filter = b.ticket_filter(q);
         let count_params = to_sql(&b.params);
-        let total: i64 = c
-            .query_one(&format!("SELECT COUNT(*) FROM tickets t WHERE {filter}"), &refs(&count_params))
-            .await
-            .map_err(err)?
-            .get(0);
+        let total: i64 = if q.count_total {
+            c.query_one(&format!("SELECT COUNT(*) FROM tickets t WHERE {filter}"), &refs(&count_params))
+                .await
+                .map_err(err)?
+                .get(0)
+        } else {
+            0
+        };
         let dir = if q.descending { "DESC" } else { "ASC" };
         let lim = b.bind(Param::Int(i64::from(q.page.limit)));
         let off = b.bind(Param::Int(q.page.offset as i64));

@@ -174,11 +174,14 @@ pub(crate) fn query(c: &Connection, q: &TicketQuery) -> Result<Page<TicketRow>, 
     let mut b = eoms_store::sql::Builder::new(eoms_store::sql::Dialect::Sqlite);
     let filter = b.ticket_filter(q);
     let mut args = sql_params(b);
-    let total: i64 = c
-        .query_row(&format!("SELECT COUNT(*) FROM tickets t WHERE {filter}"), params_from_iter(args.iter()), |r| {
+    let total: i64 = if q.count_total {
+        c.query_row(&format!("SELECT COUNT(*) FROM tickets t WHERE {filter}"), params_from_iter(args.iter()), |r| {
             r.get(0)
         })
-        .map_err(err)?;
+        .map_err(err)?
+    } else {
+        0
+    };
     let dir = if q.descending { "DESC" } else { "ASC" };
     args.push(Sql::Integer(i64::from(q.page.limit)));
     let lim = args.len();

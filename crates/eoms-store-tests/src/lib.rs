@@ -288,6 +288,20 @@ pub async fn ticket_query_conditions_scope_and_paging<S: Store>(s: &S) {
     paged.sort = SortBy::SheetNo;
     let p = s.query(&paged).await.unwrap();
     assert_eq!(p.items.iter().map(|r| r.id.0).collect::<Vec<_>>(), vec![302, 303]);
+    // Keyset paging walks the whole result newest first, one page at a time, without counting.
+    let mut walk = TicketQuery { count_total: false, ..all.clone() };
+    walk.page = PageReq { limit: 3, offset: 0 };
+    let mut seen = Vec::new();
+    loop {
+        let p = s.query(&walk).await.unwrap();
+        assert_eq!(p.total, 0, "not counted");
+        seen.extend(p.items.iter().map(|r| r.id.0));
+        match p.items.last() {
+            Some(last) if p.items.len() == 3 => walk.created_before = Some((last.created_at, last.id)),
+            _ => break,
+        }
+    }
+    assert_eq!(seen, vec![304, 303, 302, 301]);
     let _ = (jn, cust);
 }
 

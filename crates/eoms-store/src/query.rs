@@ -121,6 +121,11 @@ pub struct TicketQuery {
     pub sort: SortBy,
     pub descending: bool,
     pub page: PageReq,
+    /// Count the total (false: `total` is 0; a long export pages without counting each time).
+    pub count_total: bool,
+    /// Keyset paging for walking a whole result (exports): only tickets created before this
+    /// (created_at, id), newest first. Stable while new tickets arrive; no offset to skip.
+    pub created_before: Option<(Timestamp, TicketId)>,
 }
 
 impl TicketQuery {
@@ -145,6 +150,8 @@ impl TicketQuery {
             sort: SortBy::CreatedAt,
             descending: true,
             page: PageReq::default(),
+            count_total: true,
+            created_before: None,
         }
     }
 }

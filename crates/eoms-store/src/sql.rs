@@ -77,6 +77,12 @@ impl Builder {
             }
             (Some(c), _) => conds.push(c),
         }
+        if let Some((at, id)) = &q.created_before {
+            let a = self.bind(Param::Time(*at));
+            let b = self.bind(Param::Time(*at));
+            let i = self.bind(Param::Int(id.0 as i64));
+            conds.push(format!("(t.created_at < {a} OR (t.created_at = {b} AND t.id < {i}))"));
+        }
         for (col, v) in [
             ("sheet_no", &q.sheet_no),
             ("css_serial_no", &q.css_serial_no),

@@ -77,13 +77,21 @@ fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&
     (status, v)
 }
 
-fn start() -> Server {
-    let dir = std::env::temp_dir().join(format!("eoms-first-run-{}", std::process::id()));
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("eoms-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn start(dir: &std::path::Path) -> Server {
+    start_with(dir, &["serve", "--demo"])
+}
+
+fn start_with(dir: &std::path::Path, args: &[&str]) -> Server {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_eoms"))
-        .args(["serve", "--demo"])
-        .env("EOMS_DATA_DIR", &dir)
+        .args(args)
+        .env("EOMS_DATA_DIR", dir)
         .env("EOMS_LISTEN", format!("127.0.0.1:{port}"))
         .env_remove("EOMS_DATABASE_URL")
         .stdout(Stdio::piped())
@@ -114,7 +122,7 @@ fn task_at(t: &Value, step: &str) -> u64 {
 
 #[test]
 fn the_first_command_serves_a_demo_whose_accounts_walk_a_complaint_to_close() {
-    let mut server = start();
+    let mut server = start(&fresh_dir("first-run"));
     let port = server.port;
     let mut banner = String::new();
     BufReader::new(server.child.stdout.as_mut().unwrap()).read_line(&mut banner).unwrap();
@@ -160,4 +168,75 @@ fn the_first_command_serves_a_demo_whose_accounts_walk_a_complaint_to_close() {
     assert_eq!(closed["status"], "closed");
     let (_, h) = call(port, "GET", &format!("/api/v1/tickets/{id}/history"), Some(&css), None);
     assert_eq!(h.as_array().unwrap().len(), 7, "every step is on the timeline");
+}
+
+#[test]
+fn sigterm_stops_the_server_gracefully_and_what_was_acknowledged_is_there_after_a_restart() {
+    let dir = fresh_dir("sigterm");
+    let server = start(&dir);
+    let css = sign_in(server.port, "gd_css");
+    let form = json!({"title": "天河区上网慢", "msisdn": "13912345678", "city": "gd.gz", "province": "gd",
+        "category": ["移网", "网络使用", "上网慢"], "description": "晚高峰上网慢", "urgency": "normal",
+        "network_type": "5G", "complaint_source": "online", "css_serial_no": "GD-CSS-0001"});
+    let (s, t) = call(
+        server.port,
+        "POST",
+        "/api/v1/tickets",
+        Some(&css),
+        Some(&json!({"process": "mobile_complaint", "form": form})),
+    );
+    assert_eq!(s, 201, "{t}");
+    let mut server = server;
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(st) = server.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "SIGTERM did not stop the server");
+        std::thread::yield_now();
+    };
+    assert!(status.success(), "a clean exit on SIGTERM: {status}");
+    drop(server);
+    let again = start(&dir);
+    let css = sign_in(again.port, "gd_css");
+    let (s, v) = call(again.port, "GET", &format!("/api/v1/tickets/{}", t["id"]), Some(&css), None);
+    assert_eq!((s, v["sheet_no"].clone()), (200, t["sheet_no"].clone()), "the ticket survived the restart");
+}
+
+#[test]
+fn an_empty_instance_gets_its_first_admin_from_the_command_line() {
+    let dir = fresh_dir("first-admin");
+    let out = Command::new(env!("CARGO_BIN_EXE_eoms"))
+        .args(["user", "add", "root", "--name", "运维管理员", "--admin"])
+        .env("EOMS_DATA_DIR", &dir)
+        .env("EOMS_PASSWORD", "a-long-secret")
+        .env_remove("EOMS_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let weak = Command::new(env!("CARGO_BIN_EXE_eoms"))
+        .args(["user", "add", "second", "--name", "x"])
+        .env("EOMS_DATA_DIR", &dir)
+        .env("EOMS_PASSWORD", "short")
+        .output()
+        .unwrap();
+    assert!(!weak.status.success(), "a short password is refused");
+    let server = start_with(&dir, &["serve"]);
+    let (s, v) = call(
+        server.port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(&json!({"username": "root", "password": "a-long-secret"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let token = v["token"].as_str().unwrap();
+    assert!(v["user"]["permissions"].as_array().unwrap().iter().any(|p| p == "administer_users"));
+    let (s, users) = call(server.port, "GET", "/api/v1/admin/users", Some(token), None);
+    assert_eq!((s, users.as_array().map(Vec::len)), (200, Some(1)));
+    let (s, procs) = call(server.port, "GET", "/api/v1/processes", Some(token), None);
+    assert_eq!(s, 200);
+    assert_eq!(procs.as_array().unwrap().len(), 2, "the shipped processes are ready to use");
 }

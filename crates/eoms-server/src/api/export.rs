@@ -1,6 +1,7 @@
 //! Exports of a ticket query as CSV or XLSX, streamed: rows are fetched a page at a time and
 //! written into the response as they come, so a million-row export holds one page and a few
-//! compressed chunks in memory, never the result.
+//! compressed chunks in memory, never the result. Rows come newest first (the query's sort
+//! parameters do not apply): the walk is by keyset, stable while new tickets arrive.
 
 use super::Query;
 use super::tickets::{QueryParams, build_query};
@@ -144,8 +145,12 @@ pub async fn export(State(app): State<Arc<App>>, c: Caller, Query(p): Query<Expo
         c.require(Permission::Unmask)?;
     }
     let now = app.clock.now();
-    let mut q = build_query(&c, &QueryParams { limit: None, offset: None, ..p.query.clone() }, now)?;
+    // Newest first by keyset: a stable walk of the whole result however long, while new
+    // tickets arrive, with no offset to skip and no total to count per page.
+    let mut q =
+        build_query(&c, &QueryParams { limit: None, offset: None, sort: None, order: None, ..p.query.clone() }, now)?;
     q.page = PageReq { limit: PAGE, offset: 0 };
+    q.count_total = false;
     if unmask {
         audit(&app, c.user.as_str(), "export_unmasked", "tickets", serde_json::to_value(&p.query).unwrap_or_default())
             .await?;
@@ -164,10 +169,10 @@ pub async fn export(State(app): State<Arc<App>>, c: Caller, Query(p): Query<Expo
                 for r in &page.items {
                     write_row(&mut x, r, unmask)?;
                 }
-                if n < PAGE {
-                    break;
+                match page.items.last() {
+                    Some(last) if n == PAGE => q.created_before = Some((last.created_at, last.id)),
+                    _ => break,
                 }
-                q.page.offset += u64::from(PAGE);
             }
             let mut w = x.finish()?;
             w.flush()
