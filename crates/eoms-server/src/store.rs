@@ -76,8 +76,21 @@ impl Store for AnyStore {
     async fn timer_fired(&self, t: &DueTimer) -> R<()> {
         each!(self, s => s.timer_fired(t).await)
     }
-    async fn claim_outbox(&self, node: &str, now: Timestamp, lease_secs: i64, limit: u32) -> R<Vec<OutboxRow>> {
-        each!(self, s => s.claim_outbox(node, now, lease_secs, limit).await)
+    async fn claim_outbox(
+        &self,
+        node: &str,
+        channel: &str,
+        now: Timestamp,
+        lease_secs: i64,
+        limit: u32,
+    ) -> R<Vec<OutboxRow>> {
+        each!(self, s => s.claim_outbox(node, channel, now, lease_secs, limit).await)
+    }
+    async fn outbox_by_status(&self, status: OutboxStatus, page: &PageReq) -> R<Page<OutboxRow>> {
+        each!(self, s => s.outbox_by_status(status, page).await)
+    }
+    async fn outbox_retry(&self, id: i64, now: Timestamp) -> R<bool> {
+        each!(self, s => s.outbox_retry(id, now).await)
     }
     async fn outbox_delivered(&self, id: i64, at: Timestamp) -> R<()> {
         each!(self, s => s.outbox_delivered(id, at).await)
@@ -150,6 +163,18 @@ impl Store for AnyStore {
     }
     async fn dictionaries(&self) -> R<Vec<Dictionary>> {
         each!(self, s => s.dictionaries().await)
+    }
+    async fn save_css_provinces(&self, p: &[CssProvince]) -> R<()> {
+        each!(self, s => s.save_css_provinces(p).await)
+    }
+    async fn css_provinces(&self) -> R<Vec<CssProvince>> {
+        each!(self, s => s.css_provinces().await)
+    }
+    async fn css_inbound(&self, call: &InboundCall) -> R<Inbound> {
+        each!(self, s => s.css_inbound(call).await)
+    }
+    async fn css_inbound_done(&self, id: i64, result: &str) -> R<()> {
+        each!(self, s => s.css_inbound_done(id, result).await)
     }
     async fn backlog(&self, now: Timestamp) -> R<Backlog> {
         each!(self, s => s.backlog(now).await)

@@ -21,6 +21,7 @@ use tokio_postgres::{NoTls, Row};
 const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "server", include_str!("../migrations/0002_server.sql")),
+    (3, "css", include_str!("../migrations/0003_css.sql")),
 ];
 
 pub struct PgStore {
@@ -680,6 +681,7 @@ impl Store for PgStore {
     async fn claim_outbox(
         &self,
         node: &str,
+        channel: &str,
         now: Timestamp,
         lease_secs: i64,
         limit: u32,
@@ -692,14 +694,14 @@ impl Store for PgStore {
                 &format!(
                     "WITH c AS (
                        SELECT o.id FROM outbox o
-                       WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)
-                         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered')
+                       WHERE o.status = 'pending' AND o.channel = $5 AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)
+                         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered')
                        ORDER BY o.next_attempt_at, o.id LIMIT $2 FOR UPDATE SKIP LOCKED)
                      UPDATE outbox SET lease_owner = $3, lease_until = $4 FROM c WHERE outbox.id = c.id
                      RETURNING {}",
                     OUTBOX_COLS.split(", ").map(|c| format!("outbox.{c}")).collect::<Vec<_>>().join(", ")
                 ),
-                &[&now, &limit, &node, &until],
+                &[&now, &limit, &node, &until, &channel],
             )
             .await
             .map_err(err)?;
@@ -744,6 +746,35 @@ impl Store for PgStore {
             .await
             .map_err(err)?;
         Ok(rows.iter().map(outbox_row).collect())
+    }
+
+    async fn outbox_by_status(&self, status: OutboxStatus, page: &PageReq) -> Result<Page<OutboxRow>, StorageError> {
+        let c = self.client().await?;
+        let st = status.as_str();
+        let total: i64 =
+            c.query_one("SELECT COUNT(*) FROM outbox WHERE status = $1", &[&st]).await.map_err(err)?.get(0);
+        let (limit, offset) = (i64::from(page.limit), page.offset as i64);
+        let rows = c
+            .query(
+                &format!("SELECT {OUTBOX_COLS} FROM outbox WHERE status = $1 ORDER BY id LIMIT $2 OFFSET $3"),
+                &[&st, &limit, &offset],
+            )
+            .await
+            .map_err(err)?;
+        Ok(Page { items: rows.iter().map(outbox_row).collect(), total: total as u64 })
+    }
+
+    async fn outbox_retry(&self, id: i64, now: Timestamp) -> Result<bool, StorageError> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND status = 'dead'",
+                &[&id, &now],
+            )
+            .await
+            .map_err(err)?;
+        Ok(n > 0)
     }
 
     async fn save_process(&self, p: &StoredProcess) -> Result<(), StorageError> {
@@ -1003,6 +1034,63 @@ impl Store for PgStore {
 
     async fn dictionaries(&self) -> Result<Vec<Dictionary>, StorageError> {
         access::dictionaries(&self.client().await?).await
+    }
+
+    async fn save_css_provinces(&self, p: &[CssProvince]) -> Result<(), StorageError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(err)?;
+        tx.execute("DELETE FROM css_provinces", &[]).await.map_err(err)?;
+        for (i, x) in p.iter().enumerate() {
+            let pos = i as i32;
+            tx.execute(
+                "INSERT INTO css_provinces (province, body, position) VALUES ($1, $2, $3)",
+                &[&x.province, &x.body, &pos],
+            )
+            .await
+            .map_err(|e| match err(e) {
+                StorageError::Duplicate { .. } => {
+                    StorageError::Duplicate { what: "CSS province", key: x.province.clone() }
+                }
+                other => other,
+            })?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    async fn css_provinces(&self) -> Result<Vec<CssProvince>, StorageError> {
+        let c = self.client().await?;
+        let rows = c.query("SELECT province, body FROM css_provinces ORDER BY position", &[]).await.map_err(err)?;
+        Ok(rows.iter().map(|r| CssProvince { province: r.get(0), body: r.get(1) }).collect())
+    }
+
+    async fn css_inbound(&self, call: &InboundCall) -> Result<Inbound, StorageError> {
+        let c = self.client().await?;
+        // Insert unless seen; either way one round trip answers which it was.
+        let inserted = c
+            .query_opt(
+                "INSERT INTO css_inbound (province, method, serial_no, call_time, raw, received_at) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (province, method, serial_no, call_time) DO NOTHING RETURNING id",
+                &[&call.province, &call.method, &call.serial_no, &call.call_time, &call.raw, &call.received_at],
+            )
+            .await
+            .map_err(err)?;
+        if let Some(r) = inserted {
+            return Ok(Inbound::New { id: r.get(0) });
+        }
+        let r = c
+            .query_one(
+                "SELECT id, result FROM css_inbound WHERE province = $1 AND method = $2 AND serial_no = $3 AND call_time = $4",
+                &[&call.province, &call.method, &call.serial_no, &call.call_time],
+            )
+            .await
+            .map_err(err)?;
+        Ok(Inbound::Seen { id: r.get(0), result: r.get(1) })
+    }
+
+    async fn css_inbound_done(&self, id: i64, result: &str) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        c.execute("UPDATE css_inbound SET result = $2 WHERE id = $1", &[&id, &result]).await.map_err(err)?;
+        Ok(())
     }
 
     async fn backlog(&self, now: Timestamp) -> Result<Backlog, StorageError> {

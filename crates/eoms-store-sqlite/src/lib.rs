@@ -23,6 +23,7 @@ use std::sync::{Arc, Condvar, Mutex};
 const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "server", include_str!("../migrations/0002_server.sql")),
+    (3, "css", include_str!("../migrations/0003_css.sql")),
 ];
 
 /// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
@@ -283,12 +284,32 @@ impl Store for SqliteStore {
     async fn claim_outbox(
         &self,
         node: &str,
+        channel: &str,
         now: Timestamp,
         lease_secs: i64,
         limit: u32,
     ) -> Result<Vec<OutboxRow>, StorageError> {
-        let node = node.to_string();
-        self.write(move |c| write::claim_outbox(c, &node, now, lease_secs, limit)).await
+        let (node, channel) = (node.to_string(), channel.to_string());
+        self.write(move |c| write::claim_outbox(c, &node, &channel, now, lease_secs, limit)).await
+    }
+
+    async fn outbox_by_status(&self, status: OutboxStatus, page: &PageReq) -> Result<Page<OutboxRow>, StorageError> {
+        let page = page.clone();
+        self.read(move |c| read::outbox_by_status(c, status, &page)).await
+    }
+
+    async fn outbox_retry(&self, id: i64, now: Timestamp) -> Result<bool, StorageError> {
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL
+                     WHERE id = ?1 AND status = 'dead'",
+                    rusqlite::params![id, write::ms(&now)],
+                )
+                .map_err(err)?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn outbox_delivered(&self, id: i64, at: Timestamp) -> Result<(), StorageError> {
@@ -459,6 +480,78 @@ impl Store for SqliteStore {
 
     async fn dictionaries(&self) -> Result<Vec<Dictionary>, StorageError> {
         self.read(access::dictionaries).await
+    }
+
+    async fn save_css_provinces(&self, p: &[CssProvince]) -> Result<(), StorageError> {
+        let p = p.to_vec();
+        self.write(move |c| {
+            c.execute("DELETE FROM css_provinces", []).map_err(err)?;
+            for (i, x) in p.iter().enumerate() {
+                c.execute(
+                    "INSERT INTO css_provinces (province, body, position) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![x.province, x.body.to_string(), i as i64],
+                )
+                .map_err(|e| match err(e) {
+                    StorageError::Duplicate { .. } => {
+                        StorageError::Duplicate { what: "CSS province", key: x.province.clone() }
+                    }
+                    other => other,
+                })?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn css_provinces(&self) -> Result<Vec<CssProvince>, StorageError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT province, body FROM css_provinces ORDER BY position").map_err(err)?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(err)?;
+            let mut out = Vec::new();
+            for r in rows {
+                let (province, body) = r.map_err(err)?;
+                let body = serde_json::from_str(&body).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                out.push(CssProvince { province, body });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn css_inbound(&self, call: &InboundCall) -> Result<Inbound, StorageError> {
+        let call = call.clone();
+        self.write(move |c| {
+            let seen: Option<(i64, Option<String>)> = c
+                .prepare_cached(
+                    "SELECT id, result FROM css_inbound WHERE province = ?1 AND method = ?2 AND serial_no = ?3 AND call_time = ?4",
+                )
+                .map_err(err)?
+                .query_row(rusqlite::params![call.province, call.method, call.serial_no, call.call_time], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(err)?;
+            if let Some((id, result)) = seen {
+                return Ok(Inbound::Seen { id, result });
+            }
+            c.execute(
+                "INSERT INTO css_inbound (province, method, serial_no, call_time, raw, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![call.province, call.method, call.serial_no, call.call_time, call.raw, write::ms(&call.received_at)],
+            )
+            .map_err(err)?;
+            Ok(Inbound::New { id: c.last_insert_rowid() })
+        })
+        .await
+    }
+
+    async fn css_inbound_done(&self, id: i64, result: &str) -> Result<(), StorageError> {
+        let result = result.to_string();
+        self.write(move |c| {
+            c.execute("UPDATE css_inbound SET result = ?2 WHERE id = ?1", rusqlite::params![id, result])
+                .map_err(err)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn backlog(&self, now: Timestamp) -> Result<Backlog, StorageError> {

@@ -366,3 +366,21 @@ pub(crate) fn directory(c: &Connection) -> Result<Directory, StorageError> {
         .collect::<Result<Vec<_>, StorageError>>()?;
     Ok(Directory { units, function_roles, users, sub_roles })
 }
+
+pub(crate) fn outbox_by_status(
+    c: &Connection,
+    status: OutboxStatus,
+    page: &PageReq,
+) -> Result<Page<OutboxRow>, StorageError> {
+    let total: i64 =
+        c.query_row("SELECT COUNT(*) FROM outbox WHERE status = ?1", [status.as_str()], |r| r.get(0)).map_err(err)?;
+    let ids: Vec<i64> = c
+        .prepare_cached("SELECT id FROM outbox WHERE status = ?1 ORDER BY id LIMIT ?2 OFFSET ?3")
+        .map_err(err)?
+        .query_map(params![status.as_str(), i64::from(page.limit), page.offset as i64], |r| r.get(0))
+        .map_err(err)?
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    let items = ids.into_iter().map(|id| outbox_row(c, id)).collect::<Result<_, _>>()?;
+    Ok(Page { items, total: total as u64 })
+}

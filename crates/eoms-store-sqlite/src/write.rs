@@ -390,21 +390,23 @@ pub(crate) fn timer_fired(c: &Connection, t: &DueTimer) -> Result<(), StorageErr
 pub(crate) fn claim_outbox(
     c: &Connection,
     node: &str,
+    channel: &str,
     now: Timestamp,
     lease_secs: i64,
     limit: u32,
 ) -> Result<Vec<OutboxRow>, StorageError> {
     let now_ms = ms(&now);
-    // Only the oldest undelivered message of each ticket is eligible: never reordered per ticket.
+    // Only the oldest undelivered message of each ticket on the channel is eligible: never
+    // reordered per ticket.
     let rows: Vec<OutboxRow> = c
         .prepare_cached(
             "SELECT o.id FROM outbox o
-             WHERE o.status = 'pending' AND o.next_attempt_at <= ?1 AND (o.lease_until IS NULL OR o.lease_until < ?1)
-               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered')
+             WHERE o.status = 'pending' AND o.channel = ?3 AND o.next_attempt_at <= ?1 AND (o.lease_until IS NULL OR o.lease_until < ?1)
+               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered')
              ORDER BY o.next_attempt_at, o.id LIMIT ?2",
         )
         .map_err(err)?
-        .query_map(params![now_ms, limit], |r| r.get::<_, i64>(0))
+        .query_map(params![now_ms, limit, channel], |r| r.get::<_, i64>(0))
         .map_err(err)?
         .collect::<Result<Vec<i64>, _>>()
         .map_err(err)?

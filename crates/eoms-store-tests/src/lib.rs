@@ -379,11 +379,11 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
     let now = l.now + TimeDelta::minutes(1);
     let css =
         |rows: &[OutboxRow]| rows.iter().filter(|o| o.channel == "css").map(|o| o.kind.clone()).collect::<Vec<_>>();
-    // Node A takes the oldest pending message of each ticket (the notify rows are per ticket too).
-    let a = s.claim_outbox("node-a", now, 30, 100).await.unwrap();
+    // Node A takes the oldest pending CSS message of each ticket (order is per ticket and channel).
+    let a = s.claim_outbox("node-a", "css", now, 30, 100).await.unwrap();
     assert_eq!(a.iter().filter(|o| o.ticket_id == TicketId(701)).count(), 1, "one message per ticket at a time");
     // While it is leased, node B gets nothing of that ticket.
-    let b = s.claim_outbox("node-b", now, 30, 100).await.unwrap();
+    let b = s.claim_outbox("node-b", "css", now, 30, 100).await.unwrap();
     assert!(b.iter().all(|o| o.ticket_id != TicketId(701)), "{b:?}");
     // Deliver in order until the CSS messages come out: confirm strictly before notify.
     let mut delivered = Vec::new();
@@ -392,7 +392,7 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
         let Some(row) = next.into_iter().find(|o| o.ticket_id == TicketId(701)) else { break };
         delivered.push(row.clone());
         s.outbox_delivered(row.id, now).await.unwrap();
-        next = s.claim_outbox("node-a", now, 30, 100).await.unwrap();
+        next = s.claim_outbox("node-a", "css", now, 30, 100).await.unwrap();
     }
     assert_eq!(css(&delivered), ["confirm", "notify"]);
     let ids: Vec<i64> = delivered.iter().map(|o| o.id).collect();
@@ -404,7 +404,7 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
         .await;
     let now = l.now + TimeDelta::minutes(1);
     let first = s
-        .claim_outbox("node-a", now, 30, 100)
+        .claim_outbox("node-a", "css", now, 30, 100)
         .await
         .unwrap()
         .into_iter()
@@ -412,15 +412,15 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
         .unwrap();
     s.outbox_failed(first.id, "connection refused", now + TimeDelta::minutes(5), false).await.unwrap();
     assert!(
-        s.claim_outbox("node-a", now, 30, 100).await.unwrap().iter().all(|o| o.ticket_id != TicketId(701)),
+        s.claim_outbox("node-a", "css", now, 30, 100).await.unwrap().iter().all(|o| o.ticket_id != TicketId(701)),
         "the failed one waits and blocks the next"
     );
-    let retry = s.claim_outbox("node-a", now + TimeDelta::minutes(6), 30, 100).await.unwrap();
+    let retry = s.claim_outbox("node-a", "css", now + TimeDelta::minutes(6), 30, 100).await.unwrap();
     let retry = retry.into_iter().find(|o| o.ticket_id == TicketId(701)).unwrap();
     assert_eq!((retry.id, retry.attempts, retry.last_error.as_deref()), (first.id, 1, Some("connection refused")));
     s.outbox_failed(retry.id, "HTTP 500", now + TimeDelta::minutes(7), true).await.unwrap();
     assert!(
-        s.claim_outbox("node-a", now + TimeDelta::hours(1), 30, 100)
+        s.claim_outbox("node-a", "css", now + TimeDelta::hours(1), 30, 100)
             .await
             .unwrap()
             .iter()
@@ -432,6 +432,17 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
         OutboxStatus::Dead,
         "dead-lettered, never deleted"
     );
+    // Another channel is not held up by a dead CSS message.
+    let notify = s.claim_outbox("node-a", "notify", now + TimeDelta::hours(1), 30, 100).await.unwrap();
+    assert!(notify.iter().any(|o| o.ticket_id == TicketId(701) && o.channel == "notify"), "{notify:?}");
+    // Admins see the dead letter and retry it: it is delivered next, before the later ones.
+    let dead = s.outbox_by_status(OutboxStatus::Dead, &PageReq::default()).await.unwrap();
+    assert_eq!(dead.items.iter().map(|o| o.id).collect::<Vec<_>>(), vec![first.id]);
+    assert!(s.outbox_retry(first.id, now + TimeDelta::hours(2)).await.unwrap());
+    assert!(!s.outbox_retry(first.id, now + TimeDelta::hours(2)).await.unwrap(), "only a dead message is retried");
+    let again = s.claim_outbox("node-a", "css", now + TimeDelta::hours(2), 30, 100).await.unwrap();
+    let again = again.into_iter().find(|o| o.ticket_id == TicketId(701)).unwrap();
+    assert_eq!((again.id, again.status), (first.id, OutboxStatus::Pending));
 }
 
 pub async fn due_timers_are_claimed_once_within_their_lease<S: Store>(s: &S) {
@@ -528,7 +539,11 @@ pub async fn concurrent_claims_never_hand_out_a_row_twice<S: Store>(s: Arc<S>) {
             for _ in 0..5 {
                 timers.extend(s.claim_due_timers(&format!("node-{node}"), later, 600, 3).await.unwrap());
                 outbox.extend(
-                    s.claim_outbox(&format!("node-{node}"), later, 600, 3).await.unwrap().into_iter().map(|o| o.id),
+                    s.claim_outbox(&format!("node-{node}"), "css", later, 600, 3)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|o| o.id),
                 );
             }
             (timers, outbox)
@@ -729,6 +744,36 @@ pub async fn dictionaries_are_replaced_as_a_whole<S: Store>(s: &S) {
 
 /// Generates one `#[tokio::test]` per conformance check; `$make` is an async expression that
 /// yields a fresh, migrated store, or `None` to skip (with the reason printed).
+pub async fn inbound_interface_calls_are_recorded_once<S: Store>(s: &S) {
+    let call = InboundCall {
+        province: "sd".into(),
+        method: "newWorkSheet".into(),
+        serial_no: unique("SD-CSS"),
+        call_time: "2026-03-02 09:00:00".into(),
+        raw: "<soap:Envelope>…受理号码…</soap:Envelope>".into(),
+        received_at: t0(),
+    };
+    let Inbound::New { id } = s.css_inbound(&call).await.unwrap() else { panic!("a new call") };
+    assert_eq!(s.css_inbound(&call).await.unwrap(), Inbound::Seen { id, result: None }, "seen, not yet answered");
+    s.css_inbound_done(id, "0").await.unwrap();
+    assert_eq!(s.css_inbound(&call).await.unwrap(), Inbound::Seen { id, result: Some("0".into()) });
+    // Another call time or method is another call.
+    let later = InboundCall { call_time: "2026-03-02 09:05:00".into(), ..call.clone() };
+    assert!(matches!(s.css_inbound(&later).await.unwrap(), Inbound::New { .. }));
+    let other = InboundCall { method: "suggestWorkSheet".into(), ..call.clone() };
+    assert!(matches!(s.css_inbound(&other).await.unwrap(), Inbound::New { .. }));
+    // Province configuration is replaced as a whole, in order.
+    let p = |k: &str| CssProvince {
+        province: k.into(),
+        body: serde_json::json!({"caller": format!("{k}_css"), "codes": {"urgentDegree": {"紧急": "urgent"}}}),
+    };
+    s.save_css_provinces(&[p("sd"), p("gd")]).await.unwrap();
+    assert_eq!(s.css_provinces().await.unwrap(), vec![p("sd"), p("gd")]);
+    let err = s.save_css_provinces(&[p("sd"), p("sd")]).await.unwrap_err();
+    assert!(matches!(err, StorageError::Duplicate { what: "CSS province", .. }), "{err:?}");
+    assert_eq!(s.css_provinces().await.unwrap(), vec![p("sd"), p("gd")], "a refused save changed nothing");
+}
+
 #[macro_export]
 macro_rules! conformance {
     ($make:expr) => {
@@ -748,6 +793,7 @@ macro_rules! conformance {
         $crate::conformance!(@one $make, the_audit_log_pages_newest_first);
         $crate::conformance!(@one $make, attachments_are_listed_per_ticket_oldest_first);
         $crate::conformance!(@one $make, dictionaries_are_replaced_as_a_whole);
+        $crate::conformance!(@one $make, inbound_interface_calls_are_recorded_once);
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_claims_never_hand_out_a_row_twice() {
             if let Some(s) = $make.await {

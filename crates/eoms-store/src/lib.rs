@@ -27,11 +27,11 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, "initial"), (2, "server")];
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, "initial"), (2, "server"), (3, "css")];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StorageError {
@@ -228,11 +228,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<DueTimer>, StorageError>> + Send;
     /// Drops a fired timer, unless it was moved meanwhile (its due time changed).
     fn timer_fired(&self, t: &DueTimer) -> impl Future<Output = Result<(), StorageError>> + Send;
-    /// Claims up to `limit` outbox rows that are due, at most one per ticket and only the oldest
-    /// undelivered one of its ticket (messages are never reordered per ticket).
+    /// Claims up to `limit` outbox rows of `channel` that are due, at most one per ticket and
+    /// only the oldest undelivered one of its ticket on that channel (messages are never
+    /// reordered per ticket; a channel's failures do not hold up another's).
     fn claim_outbox(
         &self,
         node: &str,
+        channel: &str,
         now: Timestamp,
         lease_secs: i64,
         limit: u32,
@@ -247,6 +249,14 @@ pub trait Store: Send + Sync + 'static {
         dead: bool,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
     fn outbox(&self, ticket: TicketId) -> impl Future<Output = Result<Vec<OutboxRow>, StorageError>> + Send;
+    /// Outbox rows in a status, oldest first (admins look at the dead letters).
+    fn outbox_by_status(
+        &self,
+        status: OutboxStatus,
+        page: &PageReq,
+    ) -> impl Future<Output = Result<Page<OutboxRow>, StorageError>> + Send;
+    /// Puts a dead message back in line (attempts from zero, due at `now`); false if it is not dead.
+    fn outbox_retry(&self, id: i64, now: Timestamp) -> impl Future<Output = Result<bool, StorageError>> + Send;
     /// Stores a new version of a process definition; the version must be new for its key.
     fn save_process(&self, p: &StoredProcess) -> impl Future<Output = Result<(), StorageError>> + Send;
     /// Every stored version, by key then version.
@@ -302,8 +312,45 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces every dictionary in one transaction.
     fn save_dictionaries(&self, d: &[Dictionary]) -> impl Future<Output = Result<(), StorageError>> + Send;
     fn dictionaries(&self) -> impl Future<Output = Result<Vec<Dictionary>, StorageError>> + Send;
+    // ── The CSS interface ──
+
+    /// Replaces the per-province CSS configuration (each a JSON document keyed by province).
+    fn save_css_provinces(&self, p: &[CssProvince]) -> impl Future<Output = Result<(), StorageError>> + Send;
+    fn css_provinces(&self) -> impl Future<Output = Result<Vec<CssProvince>, StorageError>> + Send;
+    /// Records an inbound call, raw, before it is processed. A call seen before (same province,
+    /// method, serial no. and call time) is not recorded again: its first result is returned.
+    fn css_inbound(&self, call: &InboundCall) -> impl Future<Output = Result<Inbound, StorageError>> + Send;
+    /// Records the answer given to an inbound call.
+    fn css_inbound_done(&self, id: i64, result: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
     /// What is waiting: undelivered and dead outbox messages, timers due at `now` (for metrics).
     fn backlog(&self, now: Timestamp) -> impl Future<Output = Result<Backlog, StorageError>> + Send;
+}
+
+/// A province's CSS configuration as stored (its shape belongs to the interface crate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CssProvince {
+    pub province: String,
+    pub body: serde_json::Value,
+}
+
+/// An inbound interface call as received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundCall {
+    pub province: String,
+    pub method: String,
+    pub serial_no: String,
+    pub call_time: String,
+    /// The message exactly as received.
+    pub raw: String,
+    pub received_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// First time: process it, then record the answer.
+    New { id: i64 },
+    /// Seen before; `result` is its answer (none if it was being processed when eoms stopped).
+    Seen { id: i64, result: Option<String> },
 }
 
 /// Work waiting in the database, as the metrics endpoint reports it.
