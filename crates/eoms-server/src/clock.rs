@@ -10,6 +10,13 @@ pub trait Clock: Send + Sync + 'static {
 
 pub struct SystemClock;
 
+impl SystemClock {
+    /// Now as China time text (`yyyy-MM-dd HH:mm:ss`), the interface's format.
+    pub fn now_china(&self) -> String {
+        self.now().with_timezone(&eoms_domain::value::china()).format("%Y-%m-%d %H:%M:%S").to_string()
+    }
+}
+
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)] // the one place the wall clock is read
     fn now(&self) -> DateTime<Utc> {

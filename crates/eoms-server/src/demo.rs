@@ -11,6 +11,7 @@ pub const MOBILE: &str = include_str!("../../../processes/mobile_complaint.toml"
 pub const CUSTOMER: &str = include_str!("../../../processes/customer_complaint.toml");
 pub const DEMO_ORG: &str = include_str!("../../../scenarios/demo_org.toml");
 pub const DEMO_DICTIONARIES: &str = include_str!("../../../scenarios/demo_dictionaries.toml");
+pub const DEMO_CSS: &str = include_str!("../../../scenarios/demo_css.toml");
 pub const DEMO_PASSWORD: &str = "eoms-demo";
 
 #[derive(serde::Deserialize)]
@@ -20,6 +21,17 @@ struct Dictionaries {
 
 pub fn dictionaries() -> Result<Vec<Dictionary>, String> {
     toml::from_str::<Dictionaries>(DEMO_DICTIONARIES).map(|d| d.dictionary).map_err(|e| e.to_string())
+}
+
+/// The demo provinces' CSS interface configuration.
+pub fn css_provinces() -> Result<Vec<eoms_store::CssProvince>, String> {
+    Ok(crate::css::parse_file(DEMO_CSS)?
+        .into_iter()
+        .map(|p| eoms_store::CssProvince {
+            province: p.province.clone(),
+            body: serde_json::to_value(&p).unwrap_or_default(),
+        })
+        .collect())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +70,7 @@ pub async fn seed(s: &AnyStore, now: Timestamp) -> Result<bool, SeedError> {
     s.save_directory(org.directory()).await?;
     store_processes(s, now).await?;
     s.save_dictionaries(&dictionaries().map_err(SeedError::Invalid)?).await?;
+    s.save_css_provinces(&css_provinces().map_err(SeedError::Invalid)?).await?;
     // One hash for every demo account: their password is the same and printed anyway.
     let hash =
         hash_password(DEMO_PASSWORD.to_string()).await.map_err(|_| SeedError::Invalid("hashing failed".into()))?;

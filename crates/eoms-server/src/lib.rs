@@ -17,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod css;
 pub mod demo;
 pub mod error;
 pub mod openapi;
@@ -41,6 +42,8 @@ pub struct World {
     /// key → version → definition.
     pub processes: BTreeMap<String, BTreeMap<u32, Arc<ProcessDefinition>>>,
     pub dictionaries: Vec<Dictionary>,
+    /// The CSS interface per province.
+    pub css: BTreeMap<String, Arc<css::config::ProvinceConfig>>,
 }
 
 impl World {
@@ -145,7 +148,12 @@ async fn load_world(store: &AnyStore) -> Result<World, StorageError> {
             ),
         }
     }
-    Ok(World { org, processes, dictionaries: store.dictionaries().await? })
+    Ok(World {
+        org,
+        processes,
+        dictionaries: store.dictionaries().await?,
+        css: css::load(store.css_provinces().await?),
+    })
 }
 
 /// An instance with no configuration yet has one org unit, so that `eoms user add --admin`
@@ -172,8 +180,10 @@ pub async fn serve(
             }
         })
     };
+    let delivery = tokio::spawn(css::deliver::run(app.clone()));
     let r = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await;
     reload.abort();
+    delivery.abort();
     r
 }
 

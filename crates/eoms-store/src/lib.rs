@@ -368,17 +368,33 @@ pub fn config_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
 }
 
 /// Turns the engine's effects into outbox rows and timer changes for a [`TicketWrite`].
-pub fn plan_effects(ticket: &Ticket, effects: &[eoms_domain::Effect]) -> (Vec<NewOutbox>, Vec<TimerChange>) {
+pub fn plan_effects(
+    ticket: &Ticket,
+    events: &[Event],
+    effects: &[eoms_domain::Effect],
+) -> (Vec<NewOutbox>, Vec<TimerChange>) {
     use eoms_domain::Effect;
     let mut outbox = Vec::new();
     let mut timers = Vec::new();
+    let last_actor = events.iter().rev().find_map(|e| match e {
+        eoms_domain::Event::ActionRecorded(r) => Some((r.actor.as_str(), r.actor_org.as_str(), r.at)),
+        _ => None,
+    });
     for (i, e) in effects.iter().enumerate() {
         match e {
             Effect::SendToCss { message, action, form } => outbox.push(NewOutbox {
                 channel: "css".into(),
                 kind: message.as_str().trim_start_matches("css.").to_string(),
                 message_id: format!("{}-{}-{}", ticket.id.0, ticket.seq, i),
-                payload: serde_json::json!({ "action": action, "form": form, "sheet_no": ticket.sheet_no }),
+                // What the message reports, as it was when the action was taken: the action's
+                // form and the ticket's fields (as text, the interface's only type).
+                payload: serde_json::json!({
+                    "action": action,
+                    "sheet_no": ticket.sheet_no,
+                    "form": text_fields(form.iter()),
+                    "ticket": text_fields(ticket.fields.iter()),
+                    "actor": last_actor.map(|(u, o, at)| serde_json::json!({"user": u, "org": o, "at": at})),
+                }),
             }),
             Effect::Notify { kind, action, to } => outbox.push(NewOutbox {
                 channel: "notify".into(),
@@ -396,6 +412,12 @@ pub fn plan_effects(ticket: &Ticket, effects: &[eoms_domain::Effect]) -> (Vec<Ne
         timers.push(TimerChange::CancelAll);
     }
     (outbox, timers)
+}
+
+fn text_fields<'a>(
+    fields: impl Iterator<Item = &'a (eoms_domain::ids::FieldKey, eoms_domain::value::Value)>,
+) -> serde_json::Map<String, serde_json::Value> {
+    fields.map(|(k, v)| (k.to_string(), serde_json::Value::String(v.display()))).collect()
 }
 
 impl TicketWrite {
@@ -417,7 +439,7 @@ impl TicketWrite {
             .iter()
             .filter_map(|e| if let Event::ActionRecorded(r) = e { Some(r.actor.clone()) } else { None })
             .collect();
-        let (outbox, timers) = plan_effects(&ticket, &decision.effects);
+        let (outbox, timers) = plan_effects(&ticket, &decision.events, &decision.effects);
         let summary = summarize(&ticket, org, &actors);
         Ok(TicketWrite {
             expected_seq: before.map(|t| t.seq),

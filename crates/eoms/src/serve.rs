@@ -26,7 +26,7 @@ async fn open_store(cfg: &Config) -> Result<AnyStore> {
     })
 }
 
-pub fn serve(cfg: &Config, demo: bool) -> Result<()> {
+pub fn serve(cfg: &Config, demo: bool, css_sim: bool) -> Result<()> {
     ops::set_log_format(cfg.server.log_format);
     let rt = crate::db::runtime()?;
     rt.block_on(async {
@@ -50,6 +50,9 @@ pub fn serve(cfg: &Config, demo: bool) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
         let app = App::open(store, cfg.server.clone(), clock, cfg.data_dir.clone()).await?;
+        if css_sim {
+            start_css_sim(&cfg.server.listen).await?;
+        }
         println!("eoms serves on http://{} (API docs: http://{}/api/docs)", cfg.server.listen, cfg.server.listen);
         eoms_server::serve(app, listener, eoms_server::shutdown_signal()).await?;
         eprintln!("stopped");
@@ -123,4 +126,24 @@ pub fn add_user(cfg: &Config, id: &str, name: &str, org: Option<&str>, roles: &[
         println!("added user {id}{}", if admin { " (admin)" } else { "" });
         Ok(())
     })
+}
+
+/// The demo's simulated CSS for 山东 and 广东: receives on 127.0.0.1:18081 (where the demo's CSS
+/// configuration sends) and files a complaint every 30 s in each province.
+async fn start_css_sim(listen: &str) -> Result<()> {
+    use eoms_server::css::sim::{Sim, SimConfig, file_at_rate};
+    let base = format!("http://{listen}");
+    let sd = Sim::new(SimConfig::demo(&base, "sd"));
+    let gd = Sim::new(SimConfig { seed: 2, ..SimConfig::demo(&base, "gd") });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:18081")
+        .await
+        .context("cannot listen on 127.0.0.1:18081 for the CSS simulator")?;
+    let app = sd.router().merge(gd.router());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    tokio::spawn(file_at_rate(sd, vec!["济南".into(), "青岛".into()], 1.0 / 30.0, None));
+    tokio::spawn(file_at_rate(gd, vec!["广州".into(), "深圳".into()], 1.0 / 30.0, None));
+    eprintln!("css-sim: simulated 山东 and 广东 CSS on http://127.0.0.1:18081, a complaint every 30 s each");
+    Ok(())
 }

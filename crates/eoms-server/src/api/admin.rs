@@ -479,3 +479,74 @@ pub async fn audit_log(
     let r = app.store.audit_log(&pg).await?;
     Ok(axum::Json(PageView { items: r.items, total: r.total, limit: pg.limit, offset: pg.offset }))
 }
+
+#[derive(Deserialize, Serialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxParams {
+    /// pending, delivered or dead (default dead).
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub struct OutboxView {
+    pub id: i64,
+    pub ticket_id: u64,
+    pub channel: String,
+    pub kind: String,
+    pub message_id: String,
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn outbox(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Query(p): Query<OutboxParams>,
+) -> ApiResult<axum::Json<PageView<OutboxView>>> {
+    c.require(Permission::Configure)?;
+    let status = eoms_store::OutboxStatus::parse(p.status.as_deref().unwrap_or("dead")).ok_or_else(|| {
+        ApiError::bad_param(
+            "status",
+            "status 只能是 pending、delivered 或 dead",
+            "status must be pending, delivered or dead",
+        )
+    })?;
+    let pg = page(p.limit, p.offset)?;
+    let r = app.store.outbox_by_status(status, &pg).await?;
+    Ok(axum::Json(PageView {
+        items: r
+            .items
+            .into_iter()
+            .map(|o| OutboxView {
+                id: o.id,
+                ticket_id: o.ticket_id.0,
+                channel: o.channel,
+                kind: o.kind,
+                message_id: o.message_id,
+                status: o.status.as_str().into(),
+                attempts: o.attempts,
+                next_attempt_at: o.next_attempt_at,
+                last_error: o.last_error,
+                created_at: o.created_at,
+            })
+            .collect(),
+        total: r.total,
+        limit: pg.limit,
+        offset: pg.offset,
+    }))
+}
+
+pub async fn retry_outbox(State(app): State<Arc<App>>, c: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    c.require(Permission::Configure)?;
+    let id: i64 = id.parse().map_err(|_| ApiError::not_found("没有这条消息", "no such message"))?;
+    if !app.store.outbox_retry(id, app.clock.now()).await? {
+        return Err(ApiError::not_found("没有这条死信消息", "no such dead-lettered message"));
+    }
+    audit(&app, c.user.as_str(), "outbox_retry", &id.to_string(), serde_json::json!({})).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -171,6 +171,20 @@ pub fn routes() -> Vec<Route> {
         r!(put "/api/v1/admin/dictionaries", "saveDictionaries", "admin", "Replace the dictionaries (audited)",
             auth: true, params: &[], query: None, body: Json(schema::<Vec<eoms_store::Dictionary>>), ok: (204, Doc::None),
             errors: &[400, 403, 409, 422], admin::save_dictionaries),
+        r!(post "/api/v1/css/{province}/{method}", "cssCall", "css", "The CSS interface's operations as JSON (newWorkSheet, renewWorkSheet, suggestWorkSheet, untreadWorkSheet, checkinWorkSheet, cancelWorkSheet, isAlive), authenticated by serCaller/callerPwd like SOAP",
+            auth: false, params: &[("province", "string"), ("method", "string")], query: None, body: Json(schema::<crate::css::JsonCall>),
+            ok: (200, Json(schema::<crate::css::JsonResult>)), errors: &[400, 401, 415, 422, 503], crate::css::json_call),
+        r!(get "/api/v1/admin/css", "getCssConfig", "admin", "The CSS interface per province: credentials (hashed), field and code mappings, outbound endpoint (password redacted)",
+            auth: true, params: &[], query: None, body: Doc::None, ok: (200, Json(schema::<Vec<crate::css::config::ProvinceConfig>>)),
+            errors: &[403], crate::css::get_config),
+        r!(put "/api/v1/admin/css", "saveCssConfig", "admin", "Replace the CSS interface configuration after checking it (audited)",
+            auth: true, params: &[], query: None, body: Json(schema::<Vec<crate::css::config::ProvinceConfig>>), ok: (204, Doc::None),
+            errors: &[400, 403, 409, 422], crate::css::put_config),
+        r!(get "/api/v1/admin/outbox", "listOutbox", "admin", "Outbound messages by status (pending, delivered, dead), oldest first",
+            auth: true, params: &[], query: Some(root_schema::<admin::OutboxParams>), body: Doc::None,
+            ok: (200, Json(schema::<PageView<admin::OutboxView>>)), errors: &[400, 403], admin::outbox),
+        r!(post "/api/v1/admin/outbox/{id}/retry", "retryOutbox", "admin", "Put a dead-lettered message back in line (audited)",
+            auth: true, params: ID, query: None, body: Doc::None, ok: (204, Doc::None), errors: &[403, 404], admin::retry_outbox),
         r!(get "/api/v1/admin/audit", "auditLog", "admin", "The audit log: unmasked numbers, exports with numbers, admin changes, sign-ins",
             auth: true, params: &[], query: Some(root_schema::<lists::PageParams>), body: Doc::None,
             ok: (200, Json(schema::<PageView<eoms_store::AuditEntry>>)), errors: &[400, 403], admin::audit_log),
@@ -184,7 +198,9 @@ pub fn router(app: Arc<App>) -> Router {
         api = api.route(r.path, (r.handler)());
     }
     let limit = usize::try_from(app.cfg.max_attachment_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024);
-    api.route("/api/openapi.json", get(crate::openapi::document))
+    api.route("/css/{province}", post(crate::css::soap).get(crate::css::wsdl))
+        .route("/css/{province}/wsdl", get(crate::css::wsdl))
+        .route("/api/openapi.json", get(crate::openapi::document))
         .route("/api/docs", get(crate::openapi::docs_page))
         .route("/api/docs/docs.js", get(crate::openapi::docs_script))
         .route("/api/docs/docs.css", get(crate::openapi::docs_style))

@@ -1,0 +1,194 @@
+//! Outbound delivery to each province's CSS: the outbox rows of channel `css`, oldest first per
+//! ticket (the store hands out only the next one of each ticket), as SOAP calls; retried with
+//! exponential backoff, dead-lettered after the province's `max_attempts` (admins see and retry
+//! them). Every message carries a stable `messageId` (in opDetail and the `X-Message-Id`
+//! header) so CSS can drop a duplicate — one happens when CSS processed a call but its answer
+//! was lost. Safe on several nodes: rows are leased.
+
+use super::config::ProvinceConfig;
+use crate::App;
+use chrono::TimeDelta;
+use eoms_domain::value::china;
+use eoms_store::{OutboxRow, Store, Timestamp};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The wait before attempt `n + 1` after `n` failures: 5 s doubling, at most 30 minutes.
+pub fn backoff(failures: u32) -> TimeDelta {
+    TimeDelta::seconds((5i64 << failures.saturating_sub(1).min(20)).min(1800))
+}
+
+pub fn method_of(kind: &str) -> Option<&'static str> {
+    match kind {
+        "confirm" => Some("confirmWorkSheet"),
+        "notify" => Some("notifyWorkSheet"),
+        "reply" => Some("replyWorkSheet"),
+        "withdraw" => Some("withdrawWorkSheet"),
+        _ => None,
+    }
+}
+
+fn text(v: &Value, path: &[&str]) -> String {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_str().unwrap_or("").to_string()
+}
+
+fn china_time(t: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|t| t.with_timezone(&china()).format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// The value of an `OutField.from` for a message.
+fn resolve(from: &str, payload: &Value, org: &eoms_domain::Org) -> String {
+    for source in from.split('|') {
+        let v = match source.split_once(':') {
+            Some(("form", k)) => text(payload, &["form", k]),
+            Some(("ticket", k)) => text(payload, &["ticket", k]),
+            Some(("text", t)) => t.to_string(),
+            Some(("if_action", rest)) => match rest.split_once(':') {
+                Some((action, t)) if text(payload, &["action"]) == action => t.to_string(),
+                _ => String::new(),
+            },
+            _ if source == "actor" => {
+                let u = text(payload, &["actor", "user"]);
+                org.user(&u).map(|x| x.name.clone()).unwrap_or(u)
+            }
+            _ if source == "time" => china_time(&text(payload, &["actor", "at"])),
+            _ => String::new(),
+        };
+        if !v.is_empty() {
+            return v;
+        }
+    }
+    String::new()
+}
+
+/// The SOAP request for an outbox row.
+pub fn build(
+    cfg: &ProvinceConfig,
+    row: &OutboxRow,
+    org: &eoms_domain::Org,
+    now: Timestamp,
+) -> Result<(String, String), String> {
+    let method = method_of(&row.kind).ok_or_else(|| format!("未知的外发消息类型 {}", row.kind))?;
+    let out = cfg.outbound.as_ref().ok_or_else(|| format!("省份 {} 未配置外发地址", cfg.province))?;
+    let p = &row.payload;
+    let mut fields: Vec<eoms_css::Field> = cfg
+        .outbound_fields
+        .get(method)
+        .map(|fs| {
+            fs.iter()
+                .map(|f| eoms_css::Field {
+                    ch_name: f.ch.clone(),
+                    en_name: f.en.clone(),
+                    content: cfg.code_out(&f.en, &resolve(&f.from, p, org)),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    fields.push(eoms_css::Field {
+        ch_name: "消息编号".into(),
+        en_name: "messageId".into(),
+        content: row.message_id.clone(),
+    });
+    fields.push(eoms_css::Field {
+        ch_name: "工单编号".into(),
+        en_name: "sheetNo".into(),
+        content: text(p, &["sheet_no"]),
+    });
+    let actor = text(p, &["actor", "user"]);
+    let actor_org = text(p, &["actor", "org"]);
+    let unit_name = |id: &str| org.unit(id).map(|u| u.name.clone()).unwrap_or_default();
+    let detail = eoms_css::op_detail(&fields);
+    let call_time = now.with_timezone(&china()).format("%Y-%m-%d %H:%M:%S").to_string();
+    let args: Vec<(&str, String)> = vec![
+        ("sheetType", "complaint".into()),
+        ("serviceType", text(p, &["ticket", "network_type"])),
+        ("serialNo", text(p, &["ticket", "css_serial_no"])),
+        ("serSupplier", out.supplier.clone()),
+        ("serCaller", out.caller.clone()),
+        ("callerPwd", out.password.clone()),
+        ("callTime", call_time),
+        ("attachRef", String::new()),
+        ("opPerson", org.user(&actor).map(|u| u.name.clone()).unwrap_or(actor)),
+        ("opCorp", unit_name(&cfg.province)),
+        ("opDepart", unit_name(&actor_org)),
+        ("opContact", String::new()),
+        ("opTime", china_time(&text(p, &["actor", "at"]))),
+        ("opDetail", detail),
+    ];
+    let borrowed: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ok((method.to_string(), eoms_css::request(method, &borrowed)))
+}
+
+/// Delivers one message; records the outcome.
+async fn deliver(app: &App, row: OutboxRow) {
+    let world = app.world();
+    let now = app.clock.now();
+    let province = text(&row.payload, &["ticket", "province"]);
+    let cfg = world.css.get(&province).cloned();
+    let max = cfg.as_ref().and_then(|c| c.outbound.as_ref()).map_or(12, |o| o.max_attempts);
+    let outcome: Result<(), String> = async {
+        let cfg = cfg.ok_or_else(|| format!("省份“{province}”未开通客服接口"))?;
+        let out = cfg.outbound.clone().ok_or_else(|| format!("省份 {province} 未配置外发地址"))?;
+        let (method, body) = build(&cfg, &row, &world.org, now)?;
+        let (status, answer) = super::http::post_soap(
+            &out.url,
+            &eoms_css::soap_action(&method),
+            body,
+            &[("x-message-id", row.message_id.as_str())],
+            Duration::from_secs(out.timeout_seconds.max(1)),
+        )
+        .await?;
+        match eoms_css::parse_response(&answer) {
+            Ok(r) if r.trim() == "0" => Ok(()),
+            Ok(r) => Err(format!("客服系统返回：{}", r.chars().take(300).collect::<String>())),
+            Err(e) => Err(format!("HTTP {status}：{}", e.message_zh())),
+        }
+    }
+    .await;
+    let recorded = match outcome {
+        Ok(()) => app.store.outbox_delivered(row.id, now).await,
+        Err(why) => {
+            let failures = row.attempts + 1;
+            let dead = failures >= max;
+            if dead {
+                crate::ops::log_event("warn", "css", &[("dead_letter", &row.message_id), ("cause", &why)]);
+            }
+            app.store.outbox_failed(row.id, &why, now + backoff(failures), dead).await
+        }
+    };
+    if let Err(e) = recorded {
+        crate::ops::log_event("warn", "css", &[("message", &row.message_id), ("cause", &e.to_string())]);
+    }
+}
+
+/// Claims and delivers due CSS messages once; returns how many it handled.
+pub async fn pass(app: &App) -> usize {
+    let now = app.clock.now();
+    match app.store.claim_outbox(&app.node, "css", now, 120, 64).await {
+        Ok(rows) => {
+            let n = rows.len();
+            futures_util::future::join_all(rows.into_iter().map(|r| deliver(app, r))).await;
+            n
+        }
+        Err(e) => {
+            crate::ops::log_event("warn", "css", &[("cause", &e.to_string())]);
+            0
+        }
+    }
+}
+
+/// Runs delivery until the app stops: at once while there is work, every 500 ms otherwise.
+pub async fn run(app: Arc<App>) {
+    loop {
+        if pass(&app).await == 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
