@@ -240,3 +240,25 @@ fn an_empty_instance_gets_its_first_admin_from_the_command_line() {
     assert_eq!(s, 200);
     assert_eq!(procs.as_array().unwrap().len(), 2, "the shipped processes are ready to use");
 }
+
+#[test]
+fn the_css_simulator_files_complaints_over_soap_into_a_running_server() {
+    let server = start(&fresh_dir("css-sim"));
+    let out = Command::new(env!("CARGO_BIN_EXE_eoms"))
+        .args(["css-sim", "--eoms", &format!("http://127.0.0.1:{}", server.port), "--province", "sd", "--rate", "20"])
+        .args(["--count", "3", "--listen", &format!("127.0.0.1:{}", free_port()), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((stats["filed"].as_u64(), stats["filed_refused"].as_u64()), (Some(3), Some(0)), "{stats}");
+    let disp = sign_in(server.port, "jn_dispatcher");
+    let qd = sign_in(server.port, "qd_dispatcher");
+    let (_, a) = call(server.port, "GET", "/api/v1/todo", Some(&disp), None);
+    let (_, b) = call(server.port, "GET", "/api/v1/todo", Some(&qd), None);
+    assert_eq!(
+        a["total"].as_u64().unwrap() + b["total"].as_u64().unwrap(),
+        3,
+        "the complaints wait in 济南's and 青岛's to-do"
+    );
+}
