@@ -183,6 +183,13 @@ async fn every_ticket_endpoint_answers_each_role_as_its_rights_say() {
             let r = call(Method::GET, path.into(), None).await;
             assert_eq!(r.status, if administer { StatusCode::OK } else { StatusCode::FORBIDDEN }, "{user}: {path}");
         }
+        for path in ["/api/v1/admin/css", "/api/v1/admin/outbox"] {
+            let r = call(Method::GET, path.into(), None).await;
+            assert_eq!(r.status, if configure { StatusCode::OK } else { StatusCode::FORBIDDEN }, "{user}: {path}");
+            if configure {
+                assert!(!r.text().contains("eoms-to-sd-css"), "{user}: {path}: outbound passwords are redacted");
+            }
+        }
         let r = t
             .raw(
                 Request::post("/api/v1/admin/processes")
