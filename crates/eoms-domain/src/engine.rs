@@ -40,6 +40,46 @@ pub struct NewTicket {
 pub enum TimerKind {
     Accept,
     Complete,
+    /// A warning before the accept deadline.
+    AcceptWarning,
+    /// A warning before the complete deadline.
+    CompleteWarning,
+}
+
+impl TimerKind {
+    /// The bit a task (or ticket) keeps once this timer has fired.
+    pub fn mark(self) -> u8 {
+        match self {
+            TimerKind::AcceptWarning => 1,
+            TimerKind::Accept => 2,
+            TimerKind::CompleteWarning => 4,
+            TimerKind::Complete => 8,
+        }
+    }
+    pub fn is_warning(self) -> bool {
+        matches!(self, TimerKind::AcceptWarning | TimerKind::CompleteWarning)
+    }
+    /// The warning timer of a deadline timer.
+    pub fn warning(self) -> Option<TimerKind> {
+        match self {
+            TimerKind::Accept => Some(TimerKind::AcceptWarning),
+            TimerKind::Complete => Some(TimerKind::CompleteWarning),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::Accept => "accept",
+            TimerKind::Complete => "complete",
+            TimerKind::AcceptWarning => "accept_warning",
+            TimerKind::CompleteWarning => "complete_warning",
+        }
+    }
+    pub fn parse(s: &str) -> Option<TimerKind> {
+        [TimerKind::Accept, TimerKind::Complete, TimerKind::AcceptWarning, TimerKind::CompleteWarning]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +89,12 @@ pub enum NotifyKind {
     Urged,
     CopiedTo,
     Message,
+    /// A deadline is near.
+    DeadlineWarning,
+    /// A deadline passed.
+    DeadlineMissed,
+    /// Told along the escalation chain that someone else's deadline passed.
+    Escalated,
 }
 
 /// Someone to notify: a person or everyone in a group.
@@ -354,6 +400,121 @@ pub fn available<'d>(ticket: &Ticket, actor: &UserId, w: World<'d>, now: Timesta
         }
     }
     out
+}
+
+/// The system's own actor: deadlines fire as its actions.
+pub const SYSTEM: &str = "system";
+
+/// A deadline timer fired: marks the task (or the ticket) warned or overdue, records it on the
+/// timeline as the system's action, and notifies the owners — and, for a missed deadline, the
+/// escalation chain. `None` when the timer is stale (the task is gone or was claimed, the
+/// deadline moved, the clock is paused, it fired already): nothing to do but drop it.
+pub fn fire(t: &Ticket, task: Option<TaskNo>, kind: TimerKind, w: World, now: Timestamp) -> Option<Decision> {
+    if t.status.is_terminal() || t.pauses > 0 {
+        return None;
+    }
+    let accept = matches!(kind, TimerKind::Accept | TimerKind::AcceptWarning);
+    let (deadline, marks, k) = match task {
+        Some(no) => {
+            let k = t.task(no)?;
+            let d = if accept { k.accept_deadline.filter(|_| k.claimed_by.is_none()) } else { k.complete_deadline };
+            (d?, k.marks, Some(k))
+        }
+        None if !accept => (t.deadline?, t.marks, None),
+        None => return None,
+    };
+    if marks & kind.mark() != 0 || (kind.is_warning() && now >= deadline) || (!kind.is_warning() && now < deadline) {
+        return None;
+    }
+    let mut state = t.clone();
+    let action = if kind.is_warning() { "deadline_warning" } else { "deadline_missed" };
+    let rec = ActionRecord {
+        seq: t.seq + 1,
+        action: ActionKey::new(action),
+        code: None,
+        task,
+        step: k.map(|k| k.step.clone()),
+        sub_order: k.map_or(SubOrderNo::ROOT, |k| k.sub_order),
+        actor: UserId::new(SYSTEM),
+        actor_org: w.org.root().clone(),
+        at: now,
+        on_time: None,
+        form: vec![(FieldKey::new("deadline"), Value::Key(kind.as_str().into()))].into(),
+    };
+    let events = vec![Event::ActionRecorded(rec), Event::DeadlineMarked { task, mark: kind.mark() }];
+    for e in &events {
+        state.apply(e);
+    }
+    // The owners: the task's holder or group; for the ticket's deadline, every live task's.
+    let holders: Vec<&Task> = match k {
+        Some(k) => vec![k],
+        None => t.tasks.iter().collect(),
+    };
+    let owner = |k: &Task| match (&k.claimed_by, &k.assignee, &k.group) {
+        (Some(u), _, _) | (None, Some(u), _) => Some(Recipient::User(u.clone())),
+        (None, None, Some(g)) => Some(Recipient::Group(g.clone())),
+        _ => None,
+    };
+    let mut owners: Vec<Recipient> = holders.iter().filter_map(|k| owner(k)).collect();
+    if owners.is_empty() {
+        owners.push(Recipient::User(t.creator.clone()));
+    }
+    owners.sort();
+    owners.dedup();
+    let mut effects = vec![Effect::Notify {
+        kind: if kind.is_warning() { NotifyKind::DeadlineWarning } else { NotifyKind::DeadlineMissed },
+        action: ActionKey::new(action),
+        to: owners.clone(),
+    }];
+    if !kind.is_warning() {
+        let mut chain = Vec::new();
+        for k in &holders {
+            escalation(w, k, &mut chain);
+        }
+        chain.retain(|r| !owners.contains(r));
+        chain.dedup();
+        if !chain.is_empty() {
+            effects.push(Effect::Notify { kind: NotifyKind::Escalated, action: ActionKey::new(action), to: chain });
+        }
+    }
+    Some(Decision { events, effects, state })
+}
+
+/// The escalation chain of a late task, in order, as recipients.
+fn escalation(w: World, k: &Task, out: &mut Vec<Recipient>) {
+    use crate::definition::{Escalate, EscalateAt};
+    let org = w.org;
+    for e in &w.def.limits.escalate {
+        let r = match e {
+            Escalate::Leader => k
+                .group
+                .as_ref()
+                .and_then(|g| org.sub_role(g.as_str()))
+                .and_then(|g| g.leader.clone())
+                .map(Recipient::User),
+            Escalate::Role(role, at) => {
+                let unit = match at {
+                    EscalateAt::Task => org.level_unit(&k.org).map(|u| u.id.clone()),
+                    EscalateAt::Upper => org
+                        .level_unit(&k.org)
+                        .and_then(|u| u.parent.as_ref())
+                        .and_then(|p| org.level_unit(p))
+                        .map(|u| u.id.clone()),
+                    EscalateAt::Province => org.province_of(&k.org).cloned(),
+                    EscalateAt::Hq => Some(org.root().clone()),
+                };
+                unit.and_then(|u| org.route(role, &u, &[])).map(|r| match r.leader {
+                    Some(l) => Recipient::User(l),
+                    None => Recipient::Group(r.group),
+                })
+            }
+        };
+        if let Some(r) = r
+            && !out.contains(&r)
+        {
+            out.push(r);
+        }
+    }
 }
 
 fn active_user<'a>(org: &'a Org, id: &UserId) -> Result<&'a User, DomainError> {
@@ -748,6 +909,7 @@ impl<'a> Run<'a> {
             },
             side: step.side,
             opened_at: self.now,
+            marks: 0,
             // A task handed straight to a person needs no accepting.
             accept_deadline: accept.filter(|_| claimed.is_none()).map(|a| self.now + a),
             complete_deadline: complete.map(|c| self.now + c),

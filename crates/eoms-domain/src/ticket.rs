@@ -79,9 +79,20 @@ pub struct Task {
     pub opened_at: Timestamp,
     pub accept_deadline: Option<Timestamp>,
     pub complete_deadline: Option<Timestamp>,
+    /// Which of its deadlines were warned of or missed (bits of [`crate::engine::TimerKind::mark`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub marks: u8,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
 }
 
 impl Task {
+    /// Past its accept or complete deadline (and marked so by its timer).
+    pub fn overdue(&self) -> bool {
+        self.marks & (crate::engine::TimerKind::Accept.mark() | crate::engine::TimerKind::Complete.mark()) != 0
+    }
     pub fn state_name(&self) -> &'static str {
         if self.claimed_by.is_some() { "claimed" } else { "ready" }
     }
@@ -183,6 +194,11 @@ pub enum Event {
     CopiedTo {
         users: Vec<UserId>,
     },
+    /// A deadline's warning fired or the deadline passed (the task's, or with none the ticket's).
+    DeadlineMarked {
+        task: Option<TaskNo>,
+        mark: u8,
+    },
     Counted {
         counter: String,
     },
@@ -221,6 +237,9 @@ pub struct Ticket {
     pub next_task: u32,
     /// Number of actions recorded: the optimistic-concurrency version.
     pub seq: u32,
+    /// The ticket deadline's warning / miss marks.
+    #[serde(default)]
+    pub marks: u8,
 }
 
 impl Ticket {
@@ -275,6 +294,7 @@ impl Ticket {
             claimers: Vec::new(),
             next_task: 1,
             seq: 0,
+            marks: 0,
         })
     }
 
@@ -407,9 +427,14 @@ impl Ticket {
                     && let Some(t) = self.tasks.iter_mut().find(|t| t.no == *no)
                 {
                     t.complete_deadline = Some(*to);
+                    // A new deadline is warned of and missed anew.
+                    t.marks &=
+                        !(crate::engine::TimerKind::Complete.mark() | crate::engine::TimerKind::CompleteWarning.mark());
                 }
                 if self.deadline.is_some_and(|d| d < *to) {
                     self.deadline = Some(*to);
+                    self.marks &=
+                        !(crate::engine::TimerKind::Complete.mark() | crate::engine::TimerKind::CompleteWarning.mark());
                 }
             }
             Event::StatusChanged { status, at } => {
@@ -431,6 +456,12 @@ impl Ticket {
                 Some((_, n)) => *n += 1,
                 None => self.counters.push((CompactString::new(counter), 1)),
             },
+            Event::DeadlineMarked { task: Some(no), mark } => {
+                if let Some(t) = self.tasks.iter_mut().find(|t| t.no == *no) {
+                    t.marks |= mark;
+                }
+            }
+            Event::DeadlineMarked { task: None, mark } => self.marks |= mark,
         }
     }
 

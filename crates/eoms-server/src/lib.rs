@@ -20,9 +20,11 @@ pub mod config;
 pub mod css;
 pub mod demo;
 pub mod error;
+pub mod notify;
 pub mod openapi;
 pub mod ops;
 pub mod store;
+pub mod timers;
 pub mod view;
 
 use crate::clock::Clock;
@@ -181,9 +183,13 @@ pub async fn serve(
         })
     };
     let delivery = tokio::spawn(css::deliver::run(app.clone()));
+    let timers = tokio::spawn(timers::run(app.clone()));
+    let notifications = tokio::spawn(notify::run(app.clone()));
     let r = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await;
     reload.abort();
     delivery.abort();
+    timers.abort();
+    notifications.abort();
     r
 }
 

@@ -176,6 +176,15 @@ impl Store for AnyStore {
     async fn css_inbound_done(&self, id: i64, result: &str) -> R<()> {
         each!(self, s => s.css_inbound_done(id, result).await)
     }
+    async fn deliver_notifications(&self, outbox_id: i64, items: &[NewNotification], at: Timestamp) -> R<()> {
+        each!(self, s => s.deliver_notifications(outbox_id, items, at).await)
+    }
+    async fn notifications(&self, user: &UserId, unread_only: bool, page: &PageReq) -> R<Page<Notification>> {
+        each!(self, s => s.notifications(user, unread_only, page).await)
+    }
+    async fn mark_notifications_read(&self, user: &UserId, ids: Option<Vec<i64>>, at: Timestamp) -> R<u64> {
+        each!(self, s => s.mark_notifications_read(user, ids, at).await)
+    }
     async fn backlog(&self, now: Timestamp) -> R<Backlog> {
         each!(self, s => s.backlog(now).await)
     }

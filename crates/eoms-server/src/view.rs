@@ -5,6 +5,7 @@ use crate::access::{mask_msisdn, value_json};
 use crate::auth::Caller;
 use chrono::{DateTime, Utc};
 use eoms_domain::definition::{Action, ProcessDefinition};
+use eoms_domain::engine::TimerKind;
 use eoms_domain::ids::UserId;
 use eoms_domain::ticket::{SubState, Ticket};
 use eoms_domain::{Event, Lang, Org};
@@ -39,6 +40,10 @@ pub struct TaskView {
     pub opened_at: Time,
     pub accept_deadline: Option<Time>,
     pub complete_deadline: Option<Time>,
+    /// A deadline's warning has fired.
+    pub warned: bool,
+    /// A deadline has passed.
+    pub overdue: bool,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema)]
@@ -101,6 +106,8 @@ pub struct TicketView {
     pub replied_at: Option<Time>,
     pub closed_at: Option<Time>,
     pub suspended: bool,
+    /// The ticket's own deadline has passed.
+    pub overdue: bool,
     /// The optimistic-concurrency version: send it back as `version` with an action.
     pub version: u32,
     /// Field values by key; subscriber numbers masked.
@@ -169,6 +176,7 @@ pub fn ticket_view(t: &Ticket, def: Option<&ProcessDefinition>, c: &Caller, lang
         replied_at: t.replied_at,
         closed_at: t.closed_at,
         suspended: t.suspended_by.is_some(),
+        overdue: t.marks & TimerKind::Complete.mark() != 0,
         version: t.seq,
         fields: t.fields.iter().map(|(k, v)| (k.to_string(), value_json(v, false))).collect(),
         tasks: t
@@ -188,6 +196,8 @@ pub fn ticket_view(t: &Ticket, def: Option<&ProcessDefinition>, c: &Caller, lang
                 opened_at: k.opened_at,
                 accept_deadline: k.accept_deadline,
                 complete_deadline: k.complete_deadline,
+                warned: k.marks & (TimerKind::AcceptWarning.mark() | TimerKind::CompleteWarning.mark()) != 0,
+                overdue: k.overdue(),
             })
             .collect(),
         sub_orders: t

@@ -22,6 +22,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "server", include_str!("../migrations/0002_server.sql")),
     (3, "css", include_str!("../migrations/0003_css.sql")),
+    (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
 ];
 
 pub struct PgStore {
@@ -154,10 +155,7 @@ fn outbox_row(r: &Row) -> OutboxRow {
 }
 
 fn timer_kind(k: eoms_domain::engine::TimerKind) -> &'static str {
-    match k {
-        eoms_domain::engine::TimerKind::Accept => "accept",
-        eoms_domain::engine::TimerKind::Complete => "complete",
-    }
+    k.as_str()
 }
 
 async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed, StorageError> {
@@ -653,11 +651,8 @@ impl Store for PgStore {
                 DueTimer {
                     ticket_id: TicketId(r.get::<_, i64>(0) as u64),
                     task: (task != 0).then_some(TaskNo(task as u32)),
-                    kind: if r.get::<_, String>(2) == "accept" {
-                        eoms_domain::engine::TimerKind::Accept
-                    } else {
-                        eoms_domain::engine::TimerKind::Complete
-                    },
+                    kind: eoms_domain::engine::TimerKind::parse(&r.get::<_, String>(2))
+                        .unwrap_or(eoms_domain::engine::TimerKind::Complete),
                     due: r.get(3),
                 }
             })
@@ -1091,6 +1086,98 @@ impl Store for PgStore {
         let c = self.client().await?;
         c.execute("UPDATE css_inbound SET result = $2 WHERE id = $1", &[&id, &result]).await.map_err(err)?;
         Ok(())
+    }
+
+    async fn deliver_notifications(
+        &self,
+        outbox_id: i64,
+        items: &[NewNotification],
+        at: Timestamp,
+    ) -> Result<(), StorageError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(err)?;
+        for n in items {
+            let ticket = n.ticket_id.0 as i64;
+            tx.execute(
+                "INSERT INTO notifications (user_id, ticket_id, kind, message_id, text_zh, text_en, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (message_id, user_id) DO NOTHING",
+                &[&n.user.as_str(), &ticket, &n.kind, &n.message_id, &n.text_zh, &n.text_en, &n.created_at],
+            )
+            .await
+            .map_err(err)?;
+        }
+        tx.execute(
+            "UPDATE outbox SET status = 'delivered', delivered_at = $2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = $1",
+            &[&outbox_id, &at],
+        )
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn notifications(
+        &self,
+        user: &UserId,
+        unread_only: bool,
+        page: &PageReq,
+    ) -> Result<Page<Notification>, StorageError> {
+        let c = self.client().await?;
+        let filter = if unread_only { "user_id = $1 AND read_at IS NULL" } else { "user_id = $1" };
+        let u = user.as_str();
+        let total: i64 = c
+            .query_one(&format!("SELECT COUNT(*) FROM notifications WHERE {filter}"), &[&u])
+            .await
+            .map_err(err)?
+            .get(0);
+        let (limit, offset) = (i64::from(page.limit), page.offset as i64);
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT id, user_id, ticket_id, kind, text_zh, text_en, created_at, read_at FROM notifications
+                     WHERE {filter} ORDER BY id DESC LIMIT $2 OFFSET $3"
+                ),
+                &[&u, &limit, &offset],
+            )
+            .await
+            .map_err(err)?;
+        let items = rows
+            .iter()
+            .map(|r| Notification {
+                id: r.get(0),
+                user: UserId::new(r.get::<_, String>(1)),
+                ticket_id: TicketId(r.get::<_, i64>(2) as u64),
+                kind: r.get(3),
+                text_zh: r.get(4),
+                text_en: r.get(5),
+                created_at: r.get(6),
+                read_at: r.get(7),
+            })
+            .collect();
+        Ok(Page { items, total: total as u64 })
+    }
+
+    async fn mark_notifications_read(
+        &self,
+        user: &UserId,
+        ids: Option<Vec<i64>>,
+        at: Timestamp,
+    ) -> Result<u64, StorageError> {
+        let c = self.client().await?;
+        let u = user.as_str();
+        let n = match ids {
+            None => c
+                .execute("UPDATE notifications SET read_at = $2 WHERE user_id = $1 AND read_at IS NULL", &[&u, &at])
+                .await
+                .map_err(err)?,
+            Some(ids) => c
+                .execute(
+                    "UPDATE notifications SET read_at = $3 WHERE id = ANY($1) AND user_id = $2 AND read_at IS NULL",
+                    &[&ids, &u, &at],
+                )
+                .await
+                .map_err(err)?,
+        };
+        Ok(n)
     }
 
     async fn backlog(&self, now: Timestamp) -> Result<Backlog, StorageError> {

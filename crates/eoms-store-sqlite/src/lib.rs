@@ -24,6 +24,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "server", include_str!("../migrations/0002_server.sql")),
     (3, "css", include_str!("../migrations/0003_css.sql")),
+    (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
 ];
 
 /// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
@@ -550,6 +551,111 @@ impl Store for SqliteStore {
             c.execute("UPDATE css_inbound SET result = ?2 WHERE id = ?1", rusqlite::params![id, result])
                 .map_err(err)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn deliver_notifications(
+        &self,
+        outbox_id: i64,
+        items: &[NewNotification],
+        at: Timestamp,
+    ) -> Result<(), StorageError> {
+        let items = items.to_vec();
+        self.write(move |c| {
+            for n in &items {
+                c.execute(
+                    "INSERT INTO notifications (user_id, ticket_id, kind, message_id, text_zh, text_en, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (message_id, user_id) DO NOTHING",
+                    rusqlite::params![
+                        n.user.as_str(),
+                        n.ticket_id.0 as i64,
+                        n.kind,
+                        n.message_id,
+                        n.text_zh,
+                        n.text_en,
+                        write::ms(&n.created_at)
+                    ],
+                )
+                .map_err(err)?;
+            }
+            c.execute(
+                "UPDATE outbox SET status = 'delivered', delivered_at = ?2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+                rusqlite::params![outbox_id, write::ms(&at)],
+            )
+            .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn notifications(
+        &self,
+        user: &UserId,
+        unread_only: bool,
+        page: &PageReq,
+    ) -> Result<Page<Notification>, StorageError> {
+        let (user, page) = (user.clone(), page.clone());
+        self.read(move |c| {
+            let filter = if unread_only { "user_id = ?1 AND read_at IS NULL" } else { "user_id = ?1" };
+            let total: i64 = c
+                .query_row(&format!("SELECT COUNT(*) FROM notifications WHERE {filter}"), [user.as_str()], |r| r.get(0))
+                .map_err(err)?;
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT id, user_id, ticket_id, kind, text_zh, text_en, created_at, read_at FROM notifications
+                     WHERE {filter} ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+                ))
+                .map_err(err)?;
+            let rows = st
+                .query_map(rusqlite::params![user.as_str(), i64::from(page.limit), page.offset as i64], |r| {
+                    Ok(Notification {
+                        id: r.get(0)?,
+                        user: UserId::new(r.get::<_, String>(1)?),
+                        ticket_id: TicketId(r.get::<_, i64>(2)? as u64),
+                        kind: r.get(3)?,
+                        text_zh: r.get(4)?,
+                        text_en: r.get(5)?,
+                        created_at: write::from_ms(r.get(6)?),
+                        read_at: r.get::<_, Option<i64>>(7)?.map(write::from_ms),
+                    })
+                })
+                .map_err(err)?;
+            let items = rows.collect::<Result<_, _>>().map_err(err)?;
+            Ok(Page { items, total: total as u64 })
+        })
+        .await
+    }
+
+    async fn mark_notifications_read(
+        &self,
+        user: &UserId,
+        ids: Option<Vec<i64>>,
+        at: Timestamp,
+    ) -> Result<u64, StorageError> {
+        let user = user.clone();
+        self.write(move |c| {
+            let n = match ids {
+                None => c
+                    .execute(
+                        "UPDATE notifications SET read_at = ?2 WHERE user_id = ?1 AND read_at IS NULL",
+                        rusqlite::params![user.as_str(), write::ms(&at)],
+                    )
+                    .map_err(err)?,
+                Some(ids) => {
+                    let mut n = 0;
+                    for id in ids {
+                        n += c
+                            .execute(
+                                "UPDATE notifications SET read_at = ?3 WHERE id = ?1 AND user_id = ?2 AND read_at IS NULL",
+                                rusqlite::params![id, user.as_str(), write::ms(&at)],
+                            )
+                            .map_err(err)?;
+                    }
+                    n
+                }
+            };
+            Ok(n as u64)
         })
         .await
     }

@@ -325,14 +325,11 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
 }
 
 pub(crate) fn timer_kind(k: TimerKind) -> &'static str {
-    match k {
-        TimerKind::Accept => "accept",
-        TimerKind::Complete => "complete",
-    }
+    k.as_str()
 }
 
 pub(crate) fn parse_timer_kind(s: &str) -> TimerKind {
-    if s == "accept" { TimerKind::Accept } else { TimerKind::Complete }
+    TimerKind::parse(s).unwrap_or(TimerKind::Complete)
 }
 
 pub(crate) fn claim_timers(

@@ -448,11 +448,15 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
 pub async fn due_timers_are_claimed_once_within_their_lease<S: Store>(s: &S) {
     let mut l =
         Live::create(s, mobile(), "sd_css_system", 801, mobile_form("sd.jn", "13812340011", "时限"), t0()).await;
-    // dispatch: accept 30 min, complete 2 h; the ticket: 48 h.
+    // dispatch: accept 30 min (warned at 24), complete 2 h; the ticket: 48 h.
     // Node A claims with a five-minute lease.
+    use eoms_domain::engine::TimerKind;
     let due = s.claim_due_timers("node-a", t0() + TimeDelta::minutes(31), 300, 100).await.unwrap();
-    assert_eq!(due.len(), 1, "{due:?}");
-    assert_eq!(due[0].kind, eoms_domain::engine::TimerKind::Accept);
+    assert_eq!(
+        due.iter().map(|t| t.kind).collect::<Vec<_>>(),
+        [TimerKind::AcceptWarning, TimerKind::Accept],
+        "{due:?}"
+    );
     assert!(
         s.claim_due_timers("node-b", t0() + TimeDelta::minutes(32), 60, 100).await.unwrap().is_empty(),
         "leased to node A"
@@ -463,8 +467,10 @@ pub async fn due_timers_are_claimed_once_within_their_lease<S: Store>(s: &S) {
     );
     let after_lease =
         s.claim_due_timers("node-b", t0() + TimeDelta::minutes(36) + TimeDelta::seconds(1), 60, 100).await.unwrap();
-    assert_eq!(after_lease.len(), 1, "a lease that ran out is handed on");
-    s.timer_fired(&after_lease[0]).await.unwrap();
+    assert_eq!(after_lease.len(), 2, "a lease that ran out is handed on");
+    for t in &after_lease {
+        s.timer_fired(t).await.unwrap();
+    }
     assert!(
         s.claim_due_timers("node-a", t0() + TimeDelta::hours(1), 60, 100).await.unwrap().is_empty(),
         "a fired timer is gone"
@@ -472,7 +478,11 @@ pub async fn due_timers_are_claimed_once_within_their_lease<S: Store>(s: &S) {
     // Claiming the task moves its timers; closing the ticket drops them all.
     l.act(s, "jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({})).await;
     let at_3h = s.claim_due_timers("node-a", t0() + TimeDelta::hours(3), 60, 100).await.unwrap();
-    assert_eq!(at_3h.len(), 1, "the dispatch complete deadline");
+    assert_eq!(
+        at_3h.iter().map(|t| t.kind).collect::<Vec<_>>(),
+        [TimerKind::CompleteWarning, TimerKind::Complete],
+        "the dispatch complete deadline and its warning"
+    );
     l.act(s, "admin", "force_close", None, serde_json::json!({"reason": "测试"})).await;
     assert!(
         s.claim_due_timers("node-a", t0() + TimeDelta::days(30), 60, 100).await.unwrap().is_empty(),
@@ -558,13 +568,13 @@ pub async fn concurrent_claims_never_hand_out_a_row_twice<S: Store>(s: Arc<S>) {
     }
     let timer_keys: Vec<_> = timers.iter().map(|t| (t.ticket_id, t.task, t.kind)).collect();
     let mut dedup = timer_keys.clone();
-    dedup.sort_by_key(|k| (k.0, k.1.map(|x| x.0), k.2 == eoms_domain::engine::TimerKind::Accept));
+    dedup.sort_by_key(|k| (k.0, k.1.map(|x| x.0), k.2.as_str()));
     dedup.dedup();
     assert_eq!(dedup.len(), timer_keys.len(), "a timer was handed to two nodes within its lease");
     assert_eq!(
         timer_keys.len(),
-        24,
-        "every due timer (12 tickets × dispatch complete + ticket deadline) was claimed once"
+        48,
+        "every due timer (12 tickets × dispatch complete + ticket deadline, each with its warning) was claimed once"
     );
     let mut ids = outbox.clone();
     ids.sort();
@@ -744,6 +754,41 @@ pub async fn dictionaries_are_replaced_as_a_whole<S: Store>(s: &S) {
 
 /// Generates one `#[tokio::test]` per conformance check; `$make` is an async expression that
 /// yields a fresh, migrated store, or `None` to skip (with the reason printed).
+pub async fn notifications_are_delivered_once_and_read_per_user<S: Store>(s: &S) {
+    let l = Live::create(s, mobile(), "sd_css_system", 1101, mobile_form("sd.jn", "13812340101", "通知"), t0()).await;
+    let row = s.outbox(l.t.id).await.unwrap().into_iter().find(|o| o.channel == "notify").expect("a notify row");
+    let n = |user: &str, k: &str| NewNotification {
+        user: UserId::new(user),
+        ticket_id: l.t.id,
+        kind: k.into(),
+        message_id: row.message_id.clone(),
+        text_zh: format!("新待办：{k}"),
+        text_en: format!("New task: {k}"),
+        created_at: t0(),
+    };
+    let items = vec![n("jn_dispatcher", "task_assigned"), n("jn_supervisor", "task_assigned")];
+    s.deliver_notifications(row.id, &items, t0()).await.unwrap();
+    s.deliver_notifications(row.id, &items, t0()).await.unwrap();
+    let mine = s.notifications(&UserId::new("jn_dispatcher"), false, &PageReq::default()).await.unwrap();
+    assert_eq!(
+        (mine.total, mine.items[0].text_zh.as_str()),
+        (1, "新待办：task_assigned"),
+        "once, however often delivered"
+    );
+    assert!(s.outbox(l.t.id).await.unwrap().iter().any(|o| o.id == row.id && o.status == OutboxStatus::Delivered));
+    let id = mine.items[0].id;
+    assert_eq!(
+        s.mark_notifications_read(&UserId::new("jn_supervisor"), Some(vec![id]), t0()).await.unwrap(),
+        0,
+        "not theirs"
+    );
+    assert_eq!(s.mark_notifications_read(&UserId::new("jn_dispatcher"), Some(vec![id]), t0()).await.unwrap(), 1);
+    assert_eq!(s.notifications(&UserId::new("jn_dispatcher"), true, &PageReq::default()).await.unwrap().total, 0);
+    assert_eq!(s.notifications(&UserId::new("jn_supervisor"), true, &PageReq::default()).await.unwrap().total, 1);
+    assert_eq!(s.mark_notifications_read(&UserId::new("jn_supervisor"), None, t0()).await.unwrap(), 1);
+    assert_eq!(s.notifications(&UserId::new("jn_supervisor"), true, &PageReq::default()).await.unwrap().total, 0);
+}
+
 pub async fn inbound_interface_calls_are_recorded_once<S: Store>(s: &S) {
     let call = InboundCall {
         province: "sd".into(),
@@ -794,6 +839,7 @@ macro_rules! conformance {
         $crate::conformance!(@one $make, attachments_are_listed_per_ticket_oldest_first);
         $crate::conformance!(@one $make, dictionaries_are_replaced_as_a_whole);
         $crate::conformance!(@one $make, inbound_interface_calls_are_recorded_once);
+        $crate::conformance!(@one $make, notifications_are_delivered_once_and_read_per_user);
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_claims_never_hand_out_a_row_twice() {
             if let Some(s) = $make.await {

@@ -27,11 +27,11 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, "initial"), (2, "server"), (3, "css")];
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, "initial"), (2, "server"), (3, "css"), (4, "notifications")];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StorageError {
@@ -322,8 +322,58 @@ pub trait Store: Send + Sync + 'static {
     fn css_inbound(&self, call: &InboundCall) -> impl Future<Output = Result<Inbound, StorageError>> + Send;
     /// Records the answer given to an inbound call.
     fn css_inbound_done(&self, id: i64, result: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
+    // ── In-app notifications ──
+
+    /// Delivers a `notify` outbox row as in-app notifications, in one transaction: the
+    /// notifications are written (once per message and user, so a retry adds none) and the row
+    /// is marked delivered.
+    fn deliver_notifications(
+        &self,
+        outbox_id: i64,
+        items: &[NewNotification],
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// A user's notifications, newest first.
+    fn notifications(
+        &self,
+        user: &UserId,
+        unread_only: bool,
+        page: &PageReq,
+    ) -> impl Future<Output = Result<Page<Notification>, StorageError>> + Send;
+    /// Marks notifications read (these, or all of the user's); returns how many changed.
+    fn mark_notifications_read(
+        &self,
+        user: &UserId,
+        ids: Option<Vec<i64>>,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
     /// What is waiting: undelivered and dead outbox messages, timers due at `now` (for metrics).
     fn backlog(&self, now: Timestamp) -> impl Future<Output = Result<Backlog, StorageError>> + Send;
+}
+
+/// An in-app notification to write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewNotification {
+    pub user: UserId,
+    pub ticket_id: TicketId,
+    pub kind: String,
+    pub message_id: String,
+    pub text_zh: String,
+    pub text_en: String,
+    pub created_at: Timestamp,
+}
+
+/// A stored in-app notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: i64,
+    pub user: UserId,
+    pub ticket_id: TicketId,
+    pub kind: String,
+    pub text_zh: String,
+    pub text_en: String,
+    pub created_at: Timestamp,
+    pub read_at: Option<Timestamp>,
 }
 
 /// A province's CSS configuration as stored (its shape belongs to the interface crate).
@@ -372,6 +422,7 @@ pub fn plan_effects(
     ticket: &Ticket,
     events: &[Event],
     effects: &[eoms_domain::Effect],
+    warn_percent: u8,
 ) -> (Vec<NewOutbox>, Vec<TimerChange>) {
     use eoms_domain::Effect;
     let mut outbox = Vec::new();
@@ -400,10 +451,23 @@ pub fn plan_effects(
                 channel: "notify".into(),
                 kind: serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
                 message_id: format!("{}-{}-{}", ticket.id.0, ticket.seq, i),
-                payload: serde_json::json!({ "action": action, "to": to, "sheet_no": ticket.sheet_no }),
+                payload: serde_json::json!({
+                    "action": action,
+                    "to": to,
+                    "sheet_no": ticket.sheet_no,
+                    "title": ticket.field("title").map(|v| v.display()).unwrap_or_default(),
+                }),
             }),
             Effect::StartTimer { task, kind, at } => {
-                timers.push(TimerChange::Set { task: *task, kind: *kind, due: *at })
+                timers.push(TimerChange::Set { task: *task, kind: *kind, due: *at });
+                // Its warning, when the given share of the time is left (measured from the action
+                // that set the deadline).
+                if let (Some(w), Some((_, _, now))) = (kind.warning(), last_actor)
+                    && *at > now
+                {
+                    let lead = (*at - now) * i32::from(warn_percent) / 100;
+                    timers.push(TimerChange::Set { task: *task, kind: w, due: *at - lead });
+                }
             }
             Effect::CancelTimers { task } => timers.push(TimerChange::CancelTask { task: *task }),
         }
@@ -430,6 +494,17 @@ impl TicketWrite {
         org: &eoms_domain::Org,
         idempotency: Option<Idempotency>,
     ) -> Result<TicketWrite, StorageError> {
+        TicketWrite::from_decision_warned(before, decision, org, idempotency, 20)
+    }
+
+    /// As [`TicketWrite::from_decision`], with the process' warning share (`limits.warn_before`).
+    pub fn from_decision_warned(
+        before: Option<&Ticket>,
+        decision: eoms_domain::Decision,
+        org: &eoms_domain::Org,
+        idempotency: Option<Idempotency>,
+        warn_percent: u8,
+    ) -> Result<TicketWrite, StorageError> {
         if before.is_some_and(|b| b.id != decision.state.id) {
             return Err(StorageError::Backend("a decision applied to another ticket".into()));
         }
@@ -439,7 +514,7 @@ impl TicketWrite {
             .iter()
             .filter_map(|e| if let Event::ActionRecorded(r) = e { Some(r.actor.clone()) } else { None })
             .collect();
-        let (outbox, timers) = plan_effects(&ticket, &decision.events, &decision.effects);
+        let (outbox, timers) = plan_effects(&ticket, &decision.events, &decision.effects, warn_percent);
         let summary = summarize(&ticket, org, &actors);
         Ok(TicketWrite {
             expected_seq: before.map(|t| t.seq),

@@ -110,7 +110,7 @@ impl<'a> Drive<'a> {
                 d.effects.into_iter().filter(|e| matches!(e, Effect::StartTimer { .. } | Effect::CancelTimers { .. })),
             );
         }
-        let (_, timers) = eoms_store::plan_effects(&self.t, &[], &effects);
+        let (_, timers) = eoms_store::plan_effects(&self.t, &[], &effects, 20);
         let summary = eoms_store::summarize(&self.t, org, &actors);
         Ok(TicketWrite {
             ticket: self.t,

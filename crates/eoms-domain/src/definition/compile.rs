@@ -169,6 +169,37 @@ fn role_ref(cx: &mut Ctx, names: &Names, s: &S) -> FlowRoleKey {
     FlowRoleKey::new(s.get_ref())
 }
 
+fn escalate_ref(cx: &mut Ctx, names: &Names, s: &S) -> Option<Escalate> {
+    let text = s.get_ref();
+    if text == "leader" {
+        return Some(Escalate::Leader);
+    }
+    let Some((role, at)) = text.split_once('@') else {
+        cx.at(
+            s.span(),
+            format!("escalate entries are 'leader' or ROLE@WHERE (task, upper, province, hq), not '{text}'"),
+        );
+        return None;
+    };
+    let at = match at {
+        "task" => EscalateAt::Task,
+        "upper" => EscalateAt::Upper,
+        "province" => EscalateAt::Province,
+        "hq" => EscalateAt::Hq,
+        other => {
+            cx.at(
+                s.span(),
+                format!("'{other}' is not where an escalation role is looked for (task, upper, province, hq)"),
+            );
+            return None;
+        }
+    };
+    if !names.roles.contains(role) {
+        cx.at(s.span(), format!("unknown flow role '{role}' (declare it under [roles])"));
+    }
+    Some(Escalate::Role(FlowRoleKey::new(role), at))
+}
+
 fn goto_ref(cx: &mut Ctx, names: &Names, s: &S) -> Goto {
     match s.get_ref().as_str() {
         "@start" => Goto::Start,
@@ -325,6 +356,20 @@ fn build(cx: &mut Ctx, raw: RawDef) -> ProcessDefinition {
             limits: limits(cx, &names, &l.accept, &l.complete, &l.overrides),
             accept_field: l.accept_field.as_ref().map(|f| field_of_type(cx, &names, f, "int", "accept_field")),
             complete_field: l.complete_field.as_ref().map(|f| field_of_type(cx, &names, f, "int", "complete_field")),
+            warn_percent: match &l.warn_before {
+                None => 20,
+                Some(w) => match w.get_ref().strip_suffix('%').and_then(|n| n.trim().parse::<u8>().ok()) {
+                    Some(n) if (1..=90).contains(&n) => n,
+                    _ => {
+                        cx.at(
+                            w.span(),
+                            format!("warn_before must be a share such as '20%' (1–90%), not '{}'", w.get_ref()),
+                        );
+                        20
+                    }
+                },
+            },
+            escalate: l.escalate.iter().filter_map(|e| escalate_ref(cx, &names, e)).collect(),
         }
     };
 

@@ -85,6 +85,30 @@ pub struct TicketLimits {
     /// Integer fields (minutes) that, when set, override the accept/complete limit (CSS's dealTime1/2).
     pub accept_field: Option<FieldKey>,
     pub complete_field: Option<FieldKey>,
+    /// A deadline's warning fires when this share (percent) of the time given is left.
+    pub warn_percent: u8,
+    /// Who is told, in order, when a deadline is missed.
+    pub escalate: Vec<Escalate>,
+}
+
+/// A link of the escalation chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Escalate {
+    /// The leader of the group the task is routed to.
+    Leader,
+    /// The group of this flow role serving the given org unit.
+    Role(FlowRoleKey, EscalateAt),
+}
+
+/// Where an escalation role is looked for, relative to the late task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EscalateAt {
+    /// The task's own org unit.
+    Task,
+    /// The level above the task's (a city task → its province).
+    Upper,
+    Province,
+    Hq,
 }
 
 /// Who works a step.

@@ -103,6 +103,13 @@ pub struct RawLimits {
     pub complete_field: Option<S>,
     #[serde(default, rename = "override")]
     pub overrides: Vec<Spanned<RawLimit>>,
+    /// How long before a deadline its warning fires, as a share of the time given (`20%`).
+    #[serde(default)]
+    pub warn_before: Option<S>,
+    /// Who is told, in order, when a deadline is missed: `leader` (the task's group leader) or
+    /// `ROLE@WHERE` with WHERE one of `task`, `upper`, `province`, `hq`.
+    #[serde(default)]
+    pub escalate: Vec<S>,
 }
 
 #[derive(Deserialize)]

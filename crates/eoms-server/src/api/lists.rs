@@ -83,3 +83,77 @@ pub async fn done(
         offset: pg.offset,
     }))
 }
+
+#[derive(Deserialize, Serialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationParams {
+    /// Only unread ones.
+    pub unread: Option<bool>,
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub struct NotificationView {
+    pub id: i64,
+    pub ticket_id: u64,
+    /// task_assigned, urged, copied_to, message, deadline_warning, deadline_missed, escalated.
+    pub kind: String,
+    /// In the caller's language.
+    pub text: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub read: bool,
+}
+
+/// The caller's in-app notifications, newest first.
+pub async fn notifications(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Query(p): Query<NotificationParams>,
+) -> ApiResult<axum::Json<PageView<NotificationView>>> {
+    let pg = page(p.limit, p.offset)?;
+    let r = app.store.notifications(&c.user, p.unread.unwrap_or(false), &pg).await?;
+    let lang = crate::error::current_lang();
+    Ok(axum::Json(PageView {
+        items: r
+            .items
+            .into_iter()
+            .map(|n| NotificationView {
+                id: n.id,
+                ticket_id: n.ticket_id.0,
+                kind: n.kind,
+                text: if lang == eoms_domain::Lang::En { n.text_en } else { n.text_zh },
+                created_at: n.created_at,
+                read: n.read_at.is_some(),
+            })
+            .collect(),
+        total: r.total,
+        limit: pg.limit,
+        offset: pg.offset,
+    }))
+}
+
+#[derive(Deserialize, Serialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    /// These notifications; none = all of the caller's.
+    #[serde(default)]
+    pub ids: Option<Vec<i64>>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub struct Marked {
+    pub marked: u64,
+}
+
+pub async fn mark_read(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    crate::api::Body(b): crate::api::Body<MarkRead>,
+) -> ApiResult<axum::Json<Marked>> {
+    if b.ids.as_ref().is_some_and(|i| i.len() > 500) {
+        return Err(crate::error::ApiError::invalid("ids", "一次最多 500 条", "at most 500 at once"));
+    }
+    let marked = app.store.mark_notifications_read(&c.user, b.ids, app.clock.now()).await?;
+    Ok(axum::Json(Marked { marked }))
+}

@@ -15,7 +15,7 @@ use eoms_domain::ids::{OrgUnitId, TaskNo, TicketId};
 use eoms_domain::org::Permission;
 use eoms_domain::value::{Form, Value, china, parse_time};
 use eoms_domain::{World as EngineWorld, create, decide};
-use eoms_store::{Committed, Idempotency, SortBy, Store, TicketQuery, TicketWrite, Timestamp};
+use eoms_store::{Committed, Idempotency, SortBy, Store, TicketQuery, Timestamp};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -83,7 +83,7 @@ async fn commit(
     let view = ticket_view(&decision.state, def.as_deref(), c, current_lang(), app.clock.now());
     let body = serde_json::to_string(&view).map_err(|_| ApiError::internal())?;
     let idem = key.map(|key| Idempotency { key, response: body.clone() });
-    let write = TicketWrite::from_decision(before, decision, &w.org, idem)?;
+    let write = crate::timers::write_for(&w, before, decision, idem)?;
     let process = write.ticket.process.to_string();
     match app.store.commit(write).await? {
         Committed::Written { .. } => {

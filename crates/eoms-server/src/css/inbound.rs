@@ -10,7 +10,7 @@ use eoms_domain::engine::{Command, NewTicket};
 use eoms_domain::ids::{TicketId, UserId};
 use eoms_domain::value::{Form, Input};
 use eoms_domain::{DomainError, Lang, World as EngineWorld, create, decide};
-use eoms_store::{Committed, Idempotency, Inbound, InboundCall, StorageError, Store, TicketWrite};
+use eoms_store::{Committed, Idempotency, Inbound, InboundCall, StorageError, Store};
 use sha2::Digest;
 use std::collections::BTreeMap;
 
@@ -261,7 +261,7 @@ async fn commit(
         .iter()
         .filter_map(|e| if let eoms_domain::Event::ActionRecorded(r) = e { Some(r.action.to_string()) } else { None })
         .collect();
-    let w = TicketWrite::from_decision(before, d, &world.org, Some(Idempotency { key, response: "0".into() }))
+    let w = crate::timers::write_for(&world, before, d, Some(Idempotency { key, response: "0".into() }))
         .map_err(unavailable)?;
     match app.store.commit(w).await {
         Ok(Committed::Written { .. }) => {
