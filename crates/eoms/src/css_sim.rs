@@ -4,19 +4,48 @@ use anyhow::{Context, Result};
 use eoms_server::css::sim::{Sim, SimConfig, file_at_rate};
 use std::time::Duration;
 
+/// A simulated province CSS: files complaints into eoms over SOAP at a rate, receives eoms'
+/// confirm / notify / reply / withdraw calls, closes or sends back replies in given shares, and
+/// can fail or stall a share of the calls it receives. Prints what it saw (--json).
+#[derive(clap::Args)]
 pub struct Args {
+    /// eoms' base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub eoms: String,
+    /// The province it plays (its credentials: EOMS_CSS_CALLER / EOMS_CSS_PASSWORD, default the demo's).
+    #[arg(long, default_value = "sd")]
     pub province: String,
+    /// Where it receives eoms' calls (the province's outbound URL must point here).
+    #[arg(long, default_value = "127.0.0.1:18081")]
     pub listen: String,
+    /// Complaints filed per second (0: only receive).
+    #[arg(long, default_value_t = 1.0)]
     pub rate: f64,
+    /// Stop filing after this many complaints.
+    #[arg(long)]
     pub count: Option<u64>,
+    /// Run this many seconds, then print the totals.
+    #[arg(long)]
     pub seconds: Option<u64>,
+    /// Share of replies answered by closing the ticket.
+    #[arg(long, default_value_t = 0.9)]
     pub close: f64,
+    /// Share of replies answered by sending the ticket back.
+    #[arg(long, default_value_t = 0.1)]
     pub send_back: f64,
+    /// Share of received calls answered with a failure.
+    #[arg(long, default_value_t = 0.0)]
     pub fail: f64,
+    /// Share of received calls answered only after --stall-seconds.
+    #[arg(long, default_value_t = 0.0)]
     pub stall: f64,
+    #[arg(long, default_value_t = 15)]
     pub stall_seconds: u64,
+    /// City names complaints are filed for (repeatable).
+    #[arg(long = "city", default_values_t = ["济南".to_string(), "青岛".to_string()])]
     pub cities: Vec<String>,
+    /// Print the totals as JSON.
+    #[arg(long)]
     pub json: bool,
 }
 

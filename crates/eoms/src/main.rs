@@ -55,47 +55,7 @@ enum Command {
     /// A simulated province CSS: files complaints into eoms over SOAP at a rate, receives eoms'
     /// confirm / notify / reply / withdraw calls, closes or sends back replies in given shares,
     /// and can fail or stall a share of the calls it receives. Prints what it saw (--json).
-    CssSim {
-        /// eoms' base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        eoms: String,
-        /// The province it plays (its credentials: EOMS_CSS_CALLER / EOMS_CSS_PASSWORD, default
-        /// the demo's).
-        #[arg(long, default_value = "sd")]
-        province: String,
-        /// Where it receives eoms' calls (the province's outbound URL must point here).
-        #[arg(long, default_value = "127.0.0.1:18081")]
-        listen: String,
-        /// Complaints filed per second (0: only receive).
-        #[arg(long, default_value_t = 1.0)]
-        rate: f64,
-        /// Stop filing after this many complaints.
-        #[arg(long)]
-        count: Option<u64>,
-        /// Run this many seconds, then print the totals.
-        #[arg(long)]
-        seconds: Option<u64>,
-        /// Share of replies answered by closing the ticket.
-        #[arg(long, default_value_t = 0.9)]
-        close: f64,
-        /// Share of replies answered by sending the ticket back.
-        #[arg(long, default_value_t = 0.1)]
-        send_back: f64,
-        /// Share of received calls answered with a failure.
-        #[arg(long, default_value_t = 0.0)]
-        fail: f64,
-        /// Share of received calls answered only after --stall-seconds.
-        #[arg(long, default_value_t = 0.0)]
-        stall: f64,
-        #[arg(long, default_value_t = 15)]
-        stall_seconds: u64,
-        /// City names complaints are filed for (repeatable).
-        #[arg(long = "city", default_values_t = ["济南".to_string(), "青岛".to_string()])]
-        cities: Vec<String>,
-        /// Print the totals as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    CssSim(css_sim::Args),
     /// Manage users from the command line (the first admin of a new instance).
     #[command(subcommand)]
     User(UserCommand),
@@ -167,35 +127,7 @@ fn main() -> ExitCode {
         Command::Serve { demo, css_sim } => {
             config::Config::load(cli.config.as_deref()).and_then(|c| serve::serve(&c, demo, css_sim))
         }
-        Command::CssSim {
-            eoms,
-            province,
-            listen,
-            rate,
-            count,
-            seconds,
-            close,
-            send_back,
-            fail,
-            stall,
-            stall_seconds,
-            cities,
-            json,
-        } => css_sim::run(css_sim::Args {
-            eoms,
-            province,
-            listen,
-            rate,
-            count,
-            seconds,
-            close,
-            send_back,
-            fail,
-            stall,
-            stall_seconds,
-            cities,
-            json,
-        }),
+        Command::CssSim(args) => css_sim::run(args),
         Command::User(UserCommand::Add { id, name, org, roles, admin }) => config::Config::load(cli.config.as_deref())
             .and_then(|c| serve::add_user(&c, &id, &name, org.as_deref(), &roles, admin)),
         Command::Migrate => config::Config::load(cli.config.as_deref()).and_then(|c| db::migrate(&c)),
