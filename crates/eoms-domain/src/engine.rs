@@ -189,6 +189,10 @@ pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Resu
     };
     accept = minutes(&def.limits.accept_field).or(accept);
     complete = minutes(&def.limits.complete_field).or(complete);
+    // The overall bound (the regulator's 15 days) caps the ticket's deadline.
+    if let (Some(c), Some(cap)) = (complete, def.limits.cap) {
+        complete = Some(c.min(cap));
+    }
     let created = Event::Created {
         id: new.id,
         sheet_no: new.sheet_no.clone(),
@@ -317,6 +321,18 @@ pub fn decide(
     if let Some(f) = &action.move_deadline
         && let Some(Value::Time(to)) = run.form_value(f).cloned().or_else(|| run.t.field(f.as_str()).cloned())
     {
+        if let Some(cap) = w.def.limits.cap
+            && to > run.t.created_at + cap
+        {
+            let days = cap.num_hours() as f64 / 24.0;
+            return Err(DomainError::Refused {
+                code: "beyond_cap".into(),
+                message: crate::definition::I18n {
+                    zh: format!("新的时限超过了投诉的总时限（建单后 {days} 天），不能延期到此时"),
+                    en: format!("the new deadline is past the complaint's overall bound ({days} days from creation)"),
+                },
+            });
+        }
         let main = run.t.tasks.iter().find(|t| t.sub_order == sub && !t.side).map(|t| t.no);
         run.push(Event::DeadlineMoved { task: main, to });
         run.restart_timers();
@@ -894,6 +910,12 @@ impl<'a> Run<'a> {
             },
         };
         let (accept, complete) = if step.clock_paused { (None, None) } else { step.limits.resolve(&self.env()) };
+        // At night an accept deadline is the next morning's hour (the working-hours rule).
+        let night = self.w.def.limits.night.and_then(|n| n.accept_deadline(self.now, self.w.def.timezone));
+        let accept = match (accept, night) {
+            (Some(_), Some(by)) => Some(by - self.now),
+            (a, _) => a,
+        };
         let no = TaskNo(self.t.next_task);
         let task = Task {
             no,

@@ -370,6 +370,19 @@ fn build(cx: &mut Ctx, raw: RawDef) -> ProcessDefinition {
                 },
             },
             escalate: l.escalate.iter().filter_map(|e| escalate_ref(cx, &names, e)).collect(),
+            cap: duration(cx, &l.cap),
+            night: l.night.as_ref().and_then(|n| {
+                let r = n.get_ref();
+                let time = |cx: &mut Ctx, s: &S| match chrono::NaiveTime::parse_from_str(s.get_ref(), "%H:%M") {
+                    Ok(t) => Some(t),
+                    Err(_) => {
+                        cx.at(s.span(), format!("'{}' is not a time of day such as 08:00", s.get_ref()));
+                        None
+                    }
+                };
+                let (after, before, by) = (time(cx, &r.after), time(cx, &r.before), time(cx, &r.accept_by));
+                Some(NightRule { after: after?, before: before?, accept_by: by? })
+            }),
         }
     };
 

@@ -89,6 +89,40 @@ pub struct TicketLimits {
     pub warn_percent: u8,
     /// Who is told, in order, when a deadline is missed.
     pub escalate: Vec<Escalate>,
+    /// No deadline or deferral beyond this, counted from creation.
+    pub cap: Option<TimeDelta>,
+    /// The working-hours rule for accept deadlines.
+    pub night: Option<NightRule>,
+}
+
+/// Tasks opened between `after` and `before` (local time, across midnight) must be accepted by
+/// `accept_by` of the next morning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NightRule {
+    pub after: chrono::NaiveTime,
+    pub before: chrono::NaiveTime,
+    pub accept_by: chrono::NaiveTime,
+}
+
+impl NightRule {
+    /// The accept deadline of a task opened at `now` (`tz` local), if the rule applies.
+    pub fn accept_deadline(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        tz: FixedOffset,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let local = now.with_timezone(&tz);
+        let t = local.time();
+        let day = if t >= self.after {
+            local.date_naive().succ_opt()?
+        } else if t < self.before {
+            local.date_naive()
+        } else {
+            return None;
+        };
+        let by = day.and_time(self.accept_by).and_local_timezone(tz).single()?;
+        Some(by.with_timezone(&chrono::Utc))
+    }
 }
 
 /// A link of the escalation chain.

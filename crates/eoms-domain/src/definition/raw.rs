@@ -110,6 +110,24 @@ pub struct RawLimits {
     /// `ROLE@WHERE` with WHERE one of `task`, `upper`, `province`, `hq`.
     #[serde(default)]
     pub escalate: Vec<S>,
+    /// The overall bound from creation (the regulator's 15 days): no deadline, and no deferral,
+    /// beyond it.
+    #[serde(default)]
+    pub cap: Option<S>,
+    /// Accept deadlines of tasks opened at night are set to a morning hour.
+    #[serde(default)]
+    pub night: Option<Spanned<RawNight>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNight {
+    /// Night starts (`16:00`) …
+    pub after: S,
+    /// … and ends (`08:00`), in the process' time zone.
+    pub before: S,
+    /// A task opened at night must be accepted by then (`10:00`).
+    pub accept_by: S,
 }
 
 #[derive(Deserialize)]

@@ -325,3 +325,65 @@ fn create_checks_the_creator_and_the_form() {
     bad["province"] = json!("gd");
     assert_eq!(create(w, &UserId::new("sd_css"), &new(bad), t0()).unwrap_err().code(), "city_outside_province");
 }
+
+#[test]
+fn no_deferral_beyond_the_overall_bound_of_15_days() {
+    let mut s = jinan_at_handle();
+    s.act(
+        "jn_wy",
+        "defer_request",
+        Some("handle"),
+        json!({"requested_deadline": "2026-03-20 09:00:00", "reason": "建站"}),
+    );
+    // Approving a deadline 18 days after creation is refused, and names the bound.
+    let e = s.refused("jn_supervisor", "approve", Some("defer_approval"), json!({}), "beyond_cap");
+    assert!(e.message(eoms_domain::Lang::Zh).contains("15"), "{}", e.message(eoms_domain::Lang::Zh));
+    s.act("jn_supervisor", "deny", Some("defer_approval"), json!({"reason": "超过15天上限"}));
+    s.act(
+        "jn_wy",
+        "defer_request",
+        Some("handle"),
+        json!({"requested_deadline": "2026-03-16 09:00:00", "reason": "建站"}),
+    );
+    s.act("jn_supervisor", "approve", Some("defer_approval"), json!({}));
+    assert_eq!(
+        s.t.deadline,
+        Some(eoms_domain::value::parse_time("2026-03-16 09:00:00", eoms_domain::value::china()).unwrap())
+    );
+}
+
+#[test]
+fn a_task_opened_at_night_is_accepted_by_ten_in_the_morning() {
+    use eoms_domain::engine::{NewTicket, World};
+    use eoms_domain::ids::{TicketId, UserId};
+    use eoms_domain::value::{china, parse_time};
+    let open_at = |when: &str| {
+        let now = parse_time(when, china()).unwrap();
+        let d = eoms_domain::engine::create(
+            World { def: customer(), org: org() },
+            &UserId::new("sd_applicant"),
+            &NewTicket {
+                id: TicketId(1),
+                sheet_no: "TS1".into(),
+                form: form(
+                    json!({"title": "专线中断", "complaint_source": "key_account", "category": ["集客", "专线"],
+                    "description": "专线中断", "urgency": "normal", "problem_provinces": ["sd"]}),
+                ),
+            },
+            now,
+        )
+        .unwrap();
+        let accept = d.state.tasks[0].accept_deadline.unwrap();
+        (accept - now).num_minutes()
+    };
+    let local = |s: &str| parse_time(s, china()).unwrap();
+    // 20:00 → 10:00 the next morning; 03:00 → 10:00 the same morning; in the day, the step's own limit.
+    assert_eq!(
+        open_at("2026-03-02 20:00:00"),
+        (local("2026-03-03 10:00:00") - local("2026-03-02 20:00:00")).num_minutes()
+    );
+    assert_eq!(open_at("2026-03-03 03:00:00"), 7 * 60);
+    let (late_morning, afternoon) = (open_at("2026-03-02 11:00:00"), open_at("2026-03-02 15:30:00"));
+    assert_eq!(late_morning, afternoon, "in the day the step's own limit, whatever the hour");
+    assert!(late_morning < 7 * 60, "shorter than a night's wait: {late_morning} minutes");
+}
