@@ -115,3 +115,14 @@ async fn a_suspension_across_a_deadline_pauses_it() {
     tick(&t).await;
     assert!(timeline(&t, id).await.contains(&"deadline_missed".to_string()), "and it is missed an hour after resuming");
 }
+
+#[tokio::test]
+async fn urging_notifies_the_current_owners() {
+    let t = TestApp::new().await;
+    let tk = t.mobile("sd_css", "sd.jn", "13812341234", "无信号").await;
+    t.act_ok("jn_dispatcher", &tk, "claim", Some("dispatch"), json!({})).await;
+    t.act_ok("sd_css", &tk, "urge", None, json!({"note": "客户第三次来电"})).await;
+    tick(&t).await;
+    assert!(texts(&t, "jn_dispatcher").await.iter().any(|x| x.starts_with("催办：")), "the holder is told");
+    assert!(!texts(&t, "qd_dispatcher").await.iter().any(|x| x.starts_with("催办：")));
+}
