@@ -3,6 +3,7 @@
 //! Owns argument parsing, configuration, opening the chosen storage backend, reading files and
 //! printing; every decision about a ticket is made in `eoms-domain`.
 
+mod bench;
 mod clock;
 mod config;
 mod css_sim;
@@ -56,6 +57,7 @@ enum Command {
     /// confirm / notify / reply / withdraw calls, closes or sends back replies in given shares,
     /// and can fail or stall a share of the calls it receives. Prints what it saw (--json).
     CssSim(css_sim::Args),
+    Bench(bench::Args),
     /// Manage users from the command line (the first admin of a new instance).
     #[command(subcommand)]
     User(UserCommand),
@@ -128,6 +130,7 @@ fn main() -> ExitCode {
             config::Config::load(cli.config.as_deref()).and_then(|c| serve::serve(&c, demo, css_sim))
         }
         Command::CssSim(args) => css_sim::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::User(UserCommand::Add { id, name, org, roles, admin }) => config::Config::load(cli.config.as_deref())
             .and_then(|c| serve::add_user(&c, &id, &name, org.as_deref(), &roles, admin)),
         Command::Migrate => config::Config::load(cli.config.as_deref()).and_then(|c| db::migrate(&c)),

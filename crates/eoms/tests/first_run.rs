@@ -262,3 +262,20 @@ fn the_css_simulator_files_complaints_over_soap_into_a_running_server() {
         "the complaints wait in 济南's and 青岛's to-do"
     );
 }
+
+#[test]
+fn the_load_tool_drives_whole_lifecycles_over_json_and_soap_without_errors() {
+    let server = start(&fresh_dir("bench"));
+    let out = Command::new(env!("CARGO_BIN_EXE_eoms"))
+        .args(["bench", "--url", &format!("http://127.0.0.1:{}", server.port), "--concurrency", "2", "--seconds", "2"])
+        .args(["--soap-share", "0.5", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["lifecycles"].as_u64().unwrap() >= 2, "{r}");
+    assert_eq!(r["errors"], json!({}), "no request failed: {r}");
+    for kind in ["create", "claim", "dispatch", "feedback", "pass", "close", "soap_new", "soap_close"] {
+        assert!(r["kinds"][kind]["count"].as_u64().unwrap_or(0) > 0, "{kind} was driven: {r}");
+    }
+}
