@@ -78,10 +78,11 @@ impl Builder {
             (Some(c), _) => conds.push(c),
         }
         if let Some((at, id)) = &q.created_before {
+            // `created_at <= a` on its own gives the index a range to start from; the rest breaks ties.
             let a = self.bind(Param::Time(*at));
             let b = self.bind(Param::Time(*at));
             let i = self.bind(Param::Int(id.0 as i64));
-            conds.push(format!("(t.created_at < {a} OR (t.created_at = {b} AND t.id < {i}))"));
+            conds.push(format!("t.created_at <= {a} AND (t.created_at < {b} OR t.id < {i})"));
         }
         for (col, v) in [
             ("sheet_no", &q.sheet_no),
