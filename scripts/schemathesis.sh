@@ -37,7 +37,9 @@ run() {
 
 # Everything but the calls that end or change the admin's own access, so the rest runs signed in.
 start all
-run -H "Authorization: Bearer $(token admin)" --exclude-operation-id signOut --exclude-operation-id updateUser \
+# (The live notification stream stays open for minutes by design: not fuzzed.)
+run -H "Authorization: Bearer $(token admin)" --exclude-operation-id notificationStream \
+  --exclude-operation-id signOut --exclude-operation-id updateUser \
   --exclude-operation-id saveDirectory --exclude-operation-id changePassword --exclude-operation-id revokeToken
 stop
 # Then those, on a fresh server (the first run may have reset demo passwords), each signed in anew.

@@ -126,3 +126,33 @@ async fn urging_notifies_the_current_owners() {
     assert!(texts(&t, "jn_dispatcher").await.iter().any(|x| x.starts_with("催办：")), "the holder is told");
     assert!(!texts(&t, "qd_dispatcher").await.iter().any(|x| x.starts_with("催办：")));
 }
+
+#[tokio::test]
+async fn new_notifications_arrive_live_on_the_event_stream_and_sign_out_ends_it() {
+    use futures_util::StreamExt;
+    let t = TestApp::new().await;
+    let tok = t.token("jn_dispatcher").await;
+    let req = axum::http::Request::get("/api/v1/notifications/stream")
+        .header("authorization", format!("Bearer {tok}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(t.router.clone(), req).await.unwrap();
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.into_body().into_data_stream();
+    // A new complaint lands in 济南's to-do: its notification arrives on the open stream.
+    t.mobile("sd_css", "sd.jn", "13812341234", "无信号").await;
+    tick(&t).await;
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains("event: notification") && std::time::Instant::now() < deadline {
+        let chunk =
+            tokio::time::timeout(std::time::Duration::from_secs(5), body.next()).await.unwrap().unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: notification") && seen.contains("新待办"), "{seen}");
+    // Signing out ends the stream.
+    t.send(axum::http::Method::POST, "/api/v1/auth/logout", Some(&tok), None).await;
+    let end =
+        tokio::time::timeout(std::time::Duration::from_secs(10), async { while body.next().await.is_some() {} }).await;
+    assert!(end.is_ok(), "the stream ended with the session");
+}

@@ -157,3 +157,74 @@ pub async fn mark_read(
     let marked = app.store.mark_notifications_read(&c.user, b.ids, app.clock.now()).await?;
     Ok(axum::Json(Marked { marked }))
 }
+
+/// How often the live stream looks for new notifications, and how long one stream lasts before
+/// the browser's EventSource reconnects (it does so on its own).
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+const STREAM_LIFE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `GET /api/v1/notifications/stream`: the caller's new notifications as Server-Sent Events
+/// (`event: notification`, data = a NotificationView), live in the console. It reads the
+/// store, so a notification written by any node arrives; it ends when the session does.
+pub async fn stream(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let lang = crate::error::current_lang();
+    let newest = app.store.notifications(&c.user, false, &eoms_store::PageReq { limit: 1, offset: 0 }).await?;
+    // A reconnecting EventSource says where it was.
+    let since = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or_else(|| newest.items.first().map_or(0, |n| n.id));
+    let started = std::time::Instant::now();
+    let state = (app, c, since, started, true);
+    let events = futures_util::stream::unfold(state, move |(app, c, since, started, first)| async move {
+        if started.elapsed() > STREAM_LIFE {
+            return None;
+        }
+        if !first {
+            tokio::time::sleep(STREAM_POLL).await;
+        }
+        // The session must still be alive (sign-out or a disabled user ends the stream).
+        crate::auth::caller_for(app.world(), &c.user, c.kind, c.credential.clone())?;
+        // An open stream keeps its session in use; revocation and the absolute limit end it.
+        let now = app.clock.now();
+        let creds = app.store.credentials(&c.user).await.ok()?;
+        if !creds.iter().any(|k| k.id == c.credential && k.expires_at.is_none_or(|e| now < e)) {
+            return None;
+        }
+        let page = app.store.notifications(&c.user, false, &eoms_store::PageReq { limit: 50, offset: 0 }).await.ok()?;
+        let mut fresh: Vec<_> = page.items.into_iter().filter(|n| n.id > since).collect();
+        fresh.reverse();
+        let next = fresh.last().map_or(since, |n| n.id);
+        let mut out = String::new();
+        for n in fresh {
+            let v = NotificationView {
+                id: n.id,
+                ticket_id: n.ticket_id.0,
+                kind: n.kind,
+                text: if lang == eoms_domain::Lang::En { n.text_en } else { n.text_zh },
+                created_at: n.created_at,
+                read: n.read_at.is_some(),
+            };
+            out.push_str(&format!(
+                "id: {}\nevent: notification\ndata: {}\n\n",
+                v.id,
+                serde_json::to_string(&v).unwrap_or_default()
+            ));
+        }
+        if out.is_empty() {
+            out.push_str(": keep-alive\n\n");
+        }
+        Some((Ok::<_, std::convert::Infallible>(out), (app, c, next, started, false)))
+    });
+    let mut res = axum::body::Body::from_stream(events).into_response();
+    let h = res.headers_mut();
+    h.insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("text/event-stream"));
+    h.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(res)
+}

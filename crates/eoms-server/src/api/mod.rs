@@ -152,6 +152,8 @@ pub fn routes() -> Vec<Route> {
         r!(get "/api/v1/notifications", "notifications", "lists", "The caller's in-app notifications (new tasks, urges, deadlines near or missed, escalations), newest first",
             auth: true, params: &[], query: Some(root_schema::<lists::NotificationParams>), body: Doc::None,
             ok: (200, Json(schema::<PageView<lists::NotificationView>>)), errors: &[400], lists::notifications),
+        r!(get "/api/v1/notifications/stream", "notificationStream", "lists", "The caller's new notifications, live, as Server-Sent Events (ends after 5 minutes or with the session; EventSource reconnects)",
+            auth: true, params: &[], query: None, body: Doc::None, ok: (200, Doc::Text("text/event-stream")), errors: &[], lists::stream),
         r!(post "/api/v1/notifications/read", "markNotificationsRead", "lists", "Mark notifications read (these ids, or all)",
             auth: true, params: &[], query: None, body: Json(schema::<lists::MarkRead>), ok: (200, Json(schema::<lists::Marked>)),
             errors: &[400, 422], lists::mark_read),
