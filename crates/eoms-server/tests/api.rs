@@ -571,3 +571,48 @@ async fn health_readiness_metrics_request_ids_and_json_errors_for_unknown_routes
     assert!(docs.text().contains("/api/docs/docs.js"));
     assert_eq!(get("/api/docs/docs.js").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_customer_complaint_from_hq_goes_to_two_provinces_and_back() {
+    let t = TestApp::new().await;
+    let r = t
+        .post(
+            "hq_applicant",
+            "/api/v1/tickets",
+            json!({"process": "customer_complaint", "form": {"title": "集团客户专线中断", "complaint_source": "key_account",
+                "category": ["集客", "专线"], "description": "跨省专线中断", "urgency": "normal", "problem_provinces": ["sd", "gd"]}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let tk = r.json();
+    assert_eq!((tk["process"].as_str(), tk["span"].as_str()), (Some("customer_complaint"), Some("hq")));
+    t.act_ok("hq_dispatcher", &tk, "claim", Some("hq_dispatch"), json!({})).await;
+    let v = t
+        .act_ok(
+            "hq_dispatcher",
+            &tk,
+            "dispatch",
+            Some("hq_dispatch"),
+            json!({"analysis": "派发两省", "provinces": [{"role": "province_dispatcher", "org": "sd"}, {"role": "province_dispatcher", "org": "gd"}]}),
+        )
+        .await;
+    let steps: Vec<&str> = v["tasks"].as_array().unwrap().iter().filter_map(|k| k["step"].as_str()).collect();
+    assert_eq!(steps, ["province_dispatch", "province_dispatch"], "one sub-order per province");
+    // Each province sees its part; HQ waits for both.
+    assert_eq!(t.get("sd_dispatcher", "/api/v1/todo?process=customer_complaint").await.json()["total"], 1);
+    assert_eq!(t.get("gd_dispatcher", "/api/v1/todo?process=customer_complaint").await.json()["total"], 1);
+    let fb = json!({"deal_desc": "已核查处理", "deal_result": "已解决", "cause": ["传输", "配置"], "is_solved": true, "customer_contacted": true});
+    for p in ["sd_dispatcher", "gd_dispatcher"] {
+        let id = tk["id"].as_u64().unwrap();
+        let cur = t.get(p, &format!("/api/v1/tickets/{id}")).await.json();
+        let mine = cur["actions"].as_array().unwrap().iter().find(|a| a["action"] == "claim").unwrap()["task"].clone();
+        let r = t.post(p, &format!("/api/v1/tickets/{id}/actions"), json!({"action": "claim", "task": mine})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let r = t
+            .post(p, &format!("/api/v1/tickets/{id}/actions"), json!({"action": "feedback", "task": mine, "form": fb}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    let v = t.get("hq_dispatcher", &format!("/api/v1/tickets/{}", tk["id"])).await.json();
+    assert!(v["tasks"].as_array().unwrap().iter().any(|k| k["step"] == "hq_review"), "both fed back: HQ reviews");
+}
