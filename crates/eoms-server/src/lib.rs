@@ -121,6 +121,35 @@ impl App {
         Ok(())
     }
 
+    /// Commits an engine decision as one write — with the process' warning share for the
+    /// deadlines it sets — and counts its recorded actions in the metrics once written. Every
+    /// channel (API, CSS interface, timers) commits through here.
+    pub async fn commit_decision(
+        &self,
+        world: &World,
+        before: Option<&eoms_domain::Ticket>,
+        d: eoms_domain::Decision,
+        idem: Option<eoms_store::Idempotency>,
+    ) -> Result<eoms_store::Committed, StorageError> {
+        let process = d.state.process.to_string();
+        let actions: Vec<String> = d
+            .events
+            .iter()
+            .filter_map(
+                |e| if let eoms_domain::Event::ActionRecorded(r) = e { Some(r.action.to_string()) } else { None },
+            )
+            .collect();
+        let warn = world.definition(&process, d.state.version).map_or(20, |p| p.limits.warn_percent);
+        let write = eoms_store::TicketWrite::from_decision_warned(before, d, &world.org, idem, warn)?;
+        let committed = self.store.commit(write).await?;
+        if matches!(committed, eoms_store::Committed::Written { .. }) {
+            for a in &actions {
+                self.metrics.action(&process, a);
+            }
+        }
+        Ok(committed)
+    }
+
     /// A new ticket id, from a block reserved for this node.
     pub async fn next_ticket_id(&self) -> Result<TicketId, StorageError> {
         let mut ids = self.ids.lock().await;

@@ -8,17 +8,6 @@ use eoms_store::{DueTimer, StorageError, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The write for a decision, with the process' warning share for the deadlines it sets.
-pub fn write_for(
-    world: &crate::World,
-    before: Option<&eoms_domain::Ticket>,
-    d: eoms_domain::Decision,
-    idem: Option<eoms_store::Idempotency>,
-) -> Result<eoms_store::TicketWrite, StorageError> {
-    let warn = world.definition(d.state.process.as_str(), d.state.version).map_or(20, |p| p.limits.warn_percent);
-    eoms_store::TicketWrite::from_decision_warned(before, d, &world.org, idem, warn)
-}
-
 async fn fire(app: &App, t: &DueTimer) -> Result<(), StorageError> {
     for _ in 0..3 {
         let Some(ticket) = app.store.ticket(t.ticket_id).await? else { return app.store.timer_fired(t).await };
@@ -30,12 +19,8 @@ async fn fire(app: &App, t: &DueTimer) -> Result<(), StorageError> {
         match eoms_domain::engine::fire(&ticket, t.task, t.kind, w, app.clock.now()) {
             None => return app.store.timer_fired(t).await,
             Some(d) => {
-                let action = if t.kind.is_warning() { "deadline_warning" } else { "deadline_missed" };
-                match app.store.commit(write_for(&world, Some(&ticket), d, None)?).await {
-                    Ok(_) => {
-                        app.metrics.action(ticket.process.as_str(), action);
-                        return app.store.timer_fired(t).await;
-                    }
+                match app.commit_decision(&world, Some(&ticket), d, None).await {
+                    Ok(_) => return app.store.timer_fired(t).await,
                     // Someone acted on the ticket meanwhile: decide again on its new state.
                     Err(StorageError::Conflict { .. }) => continue,
                     Err(e) => return Err(e),

@@ -135,6 +135,9 @@ fn ticket_row(r: &Row) -> TicketRow {
     }
 }
 
+/// Marks an outbox row delivered (its lease released): `$1` the row, `$2` when.
+const OUTBOX_DELIVERED: &str = "UPDATE outbox SET status = 'delivered', delivered_at = $2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = $1";
+
 const OUTBOX_COLS: &str =
     "id, ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, last_error, created_at";
 
@@ -707,12 +710,7 @@ impl Store for PgStore {
 
     async fn outbox_delivered(&self, id: i64, at: Timestamp) -> Result<(), StorageError> {
         let c = self.client().await?;
-        c.execute(
-            "UPDATE outbox SET status = 'delivered', delivered_at = $2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = $1",
-            &[&id, &at],
-        )
-        .await
-        .map_err(err)?;
+        c.execute(OUTBOX_DELIVERED, &[&id, &at]).await.map_err(err)?;
         Ok(())
     }
 
@@ -1106,12 +1104,7 @@ impl Store for PgStore {
             .await
             .map_err(err)?;
         }
-        tx.execute(
-            "UPDATE outbox SET status = 'delivered', delivered_at = $2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = $1",
-            &[&outbox_id, &at],
-        )
-        .await
-        .map_err(err)?;
+        tx.execute(OUTBOX_DELIVERED, &[&outbox_id, &at]).await.map_err(err)?;
         tx.commit().await.map_err(err)
     }
 

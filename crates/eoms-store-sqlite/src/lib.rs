@@ -314,15 +314,7 @@ impl Store for SqliteStore {
     }
 
     async fn outbox_delivered(&self, id: i64, at: Timestamp) -> Result<(), StorageError> {
-        self.write(move |c| {
-            c.execute(
-                "UPDATE outbox SET status = 'delivered', delivered_at = ?2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
-                rusqlite::params![id, write::ms(&at)],
-            )
-            .map_err(err)?;
-            Ok(())
-        })
-        .await
+        self.write(move |c| write::outbox_delivered(c, id, at)).await
     }
 
     async fn outbox_failed(
@@ -579,12 +571,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(err)?;
             }
-            c.execute(
-                "UPDATE outbox SET status = 'delivered', delivered_at = ?2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
-                rusqlite::params![outbox_id, write::ms(&at)],
-            )
-            .map_err(err)?;
-            Ok(())
+            write::outbox_delivered(c, outbox_id, at)
         })
         .await
     }

@@ -384,6 +384,16 @@ pub(crate) fn timer_fired(c: &Connection, t: &DueTimer) -> Result<(), StorageErr
     Ok(())
 }
 
+/// Marks an outbox row delivered (its lease released).
+pub(crate) fn outbox_delivered(c: &Connection, id: i64, at: Timestamp) -> Result<(), StorageError> {
+    c.execute(
+        "UPDATE outbox SET status = 'delivered', delivered_at = ?2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+        params![id, ms(&at)],
+    )
+    .map_err(err)?;
+    Ok(())
+}
+
 pub(crate) fn claim_outbox(
     c: &Connection,
     node: &str,

@@ -58,7 +58,9 @@ impl Write for ChunkWriter {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the client went away"))
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
     }
 }
 
@@ -178,7 +180,7 @@ pub async fn export(State(app): State<Arc<App>>, c: Caller, Query(p): Query<Expo
             w.flush()
         };
         if let Err(e) = run() {
-            if e.to_string() != "the client went away" {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
                 log_fault("export", &e.to_string());
             }
             // The body ends with an error: the client sees a broken download, never a short file

@@ -105,6 +105,17 @@ pub struct NotificationView {
     pub read: bool,
 }
 
+fn notification_view(n: eoms_store::Notification, lang: eoms_domain::Lang) -> NotificationView {
+    NotificationView {
+        id: n.id,
+        ticket_id: n.ticket_id.0,
+        kind: n.kind,
+        text: if lang == eoms_domain::Lang::En { n.text_en } else { n.text_zh },
+        created_at: n.created_at,
+        read: n.read_at.is_some(),
+    }
+}
+
 /// The caller's in-app notifications, newest first.
 pub async fn notifications(
     State(app): State<Arc<App>>,
@@ -115,18 +126,7 @@ pub async fn notifications(
     let r = app.store.notifications(&c.user, p.unread.unwrap_or(false), &pg).await?;
     let lang = crate::error::current_lang();
     Ok(axum::Json(PageView {
-        items: r
-            .items
-            .into_iter()
-            .map(|n| NotificationView {
-                id: n.id,
-                ticket_id: n.ticket_id.0,
-                kind: n.kind,
-                text: if lang == eoms_domain::Lang::En { n.text_en } else { n.text_zh },
-                created_at: n.created_at,
-                read: n.read_at.is_some(),
-            })
-            .collect(),
+        items: r.items.into_iter().map(|n| notification_view(n, lang)).collect(),
         total: r.total,
         limit: pg.limit,
         offset: pg.offset,
@@ -203,14 +203,7 @@ pub async fn stream(
         let next = fresh.last().map_or(since, |n| n.id);
         let mut out = String::new();
         for n in fresh {
-            let v = NotificationView {
-                id: n.id,
-                ticket_id: n.ticket_id.0,
-                kind: n.kind,
-                text: if lang == eoms_domain::Lang::En { n.text_en } else { n.text_zh },
-                created_at: n.created_at,
-                read: n.read_at.is_some(),
-            };
+            let v = notification_view(n, lang);
             out.push_str(&format!(
                 "id: {}\nevent: notification\ndata: {}\n\n",
                 v.id,

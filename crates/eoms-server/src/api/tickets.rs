@@ -73,29 +73,15 @@ async fn commit(
     key: Option<String>,
     ok: StatusCode,
 ) -> ApiResult<Response> {
-    let w = c.world.clone();
-    let def = w.definition(decision.state.process.as_str(), decision.state.version).cloned();
-    let actions: Vec<String> = decision
-        .events
-        .iter()
-        .filter_map(|e| if let eoms_domain::Event::ActionRecorded(r) = e { Some(r.action.to_string()) } else { None })
-        .collect();
+    let def = c.world.definition(decision.state.process.as_str(), decision.state.version).cloned();
     let view = ticket_view(&decision.state, def.as_deref(), c, current_lang(), app.clock.now());
     let body = serde_json::to_string(&view).map_err(|_| ApiError::internal())?;
     let idem = key.map(|key| Idempotency { key, response: body.clone() });
-    let write = crate::timers::write_for(&w, before, decision, idem)?;
-    let process = write.ticket.process.to_string();
-    match app.store.commit(write).await? {
-        Committed::Written { .. } => {
-            for a in &actions {
-                app.metrics.action(&process, a);
-            }
-            Ok((ok, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
-        }
-        Committed::Replayed { response } => {
-            Ok((ok, [(axum::http::header::CONTENT_TYPE, "application/json")], response).into_response())
-        }
-    }
+    let body = match app.commit_decision(&c.world, before, decision, idem).await? {
+        Committed::Written { .. } => body,
+        Committed::Replayed { response } => response,
+    };
+    Ok((ok, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn replayed(app: &App, key: &Option<String>, ok: StatusCode) -> ApiResult<Option<Response>> {

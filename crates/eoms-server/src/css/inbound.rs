@@ -10,7 +10,7 @@ use eoms_domain::engine::{Command, NewTicket};
 use eoms_domain::ids::{TicketId, UserId};
 use eoms_domain::value::{Form, Input};
 use eoms_domain::{DomainError, Lang, World as EngineWorld, create, decide};
-use eoms_store::{Committed, Idempotency, Inbound, InboundCall, StorageError, Store};
+use eoms_store::{Idempotency, Inbound, InboundCall, StorageError, Store};
 use sha2::Digest;
 use std::collections::BTreeMap;
 
@@ -255,22 +255,8 @@ async fn commit(
     key: String,
 ) -> Result<(), Refusal> {
     let world = app.world();
-    let process = d.state.process.to_string();
-    let actions: Vec<String> = d
-        .events
-        .iter()
-        .filter_map(|e| if let eoms_domain::Event::ActionRecorded(r) = e { Some(r.action.to_string()) } else { None })
-        .collect();
-    let w = crate::timers::write_for(&world, before, d, Some(Idempotency { key, response: "0".into() }))
-        .map_err(unavailable)?;
-    match app.store.commit(w).await {
-        Ok(Committed::Written { .. }) => {
-            for a in &actions {
-                app.metrics.action(&process, a);
-            }
-            Ok(())
-        }
-        Ok(Committed::Replayed { .. }) => Ok(()),
+    match app.commit_decision(&world, before, d, Some(Idempotency { key, response: "0".into() })).await {
+        Ok(_) => Ok(()),
         Err(e @ StorageError::Conflict { .. }) => Err(Refusal { kind: RefusalKind::Unavailable, text: e.to_string() }),
         Err(e) => Err(unavailable(e)),
     }
