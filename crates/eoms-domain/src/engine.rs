@@ -418,6 +418,51 @@ pub fn available<'d>(ticket: &Ticket, actor: &UserId, w: World<'d>, now: Timesta
     out
 }
 
+/// Which of an action's branch fields (`required_if`) are required for the form as filled in so
+/// far: what the console shows and marks required while a user types. Values that do not type
+/// yet are read as absent. `ticket` is `None` for the create form. Uses the very conditions
+/// [`decide`] checks, so the form and the decision cannot disagree.
+pub fn branch_required(
+    ticket: Option<&Ticket>,
+    task: Option<TaskNo>,
+    action: &Action,
+    form: &Form,
+    actor: &UserId,
+    w: World,
+    now: Timestamp,
+) -> Vec<FieldKey> {
+    let Ok(user) = active_user(w.org, actor) else { return Vec::new() };
+    let t = match ticket {
+        Some(t) => t.clone(),
+        None => Ticket::blank(TicketId(0), w.def, actor.clone(), user.org.clone(), now),
+    };
+    let sub = task.and_then(|n| t.tasks.iter().find(|k| k.no == n)).map_or(SubOrderNo::ROOT, |k| k.sub_order);
+    let tz = w.def.timezone;
+    let typed: Vec<(FieldKey, Value)> = action
+        .form_fields
+        .iter()
+        .filter_map(|(k, ty, _)| {
+            let v = ty.parse(form.get(k.as_str())?, tz).ok()?;
+            (v.truthy() || matches!(v, Value::Bool(_) | Value::Int(_))).then(|| (k.clone(), v))
+        })
+        .collect();
+    let run = Run {
+        w,
+        now,
+        actor: user,
+        t,
+        events: Vec::new(),
+        effects: Vec::new(),
+        form: Vec::new(),
+        derived: Vec::new(),
+        sub,
+        recorded: None,
+        on_ticket: 0,
+    };
+    let env = run.env_with(&typed);
+    action.required_if.iter().filter(|(_, c)| c.expr.test(&env)).map(|(k, _)| k.clone()).collect()
+}
+
 /// The system's own actor: deadlines fire as its actions.
 pub const SYSTEM: &str = "system";
 

@@ -101,7 +101,7 @@ impl DomainError {
             DomainError::NotSuspended => "工单未挂起".into(),
             DomainError::AlreadySuspended => "工单已处于挂起状态".into(),
             DomainError::UnexpectedField { field, action } => format!("“{field}”不是操作“{action}”的表单字段"),
-            DomainError::InvalidField { field, problem } => format!("字段“{field}”填写有误：{problem}"),
+            DomainError::InvalidField { field, problem } => format!("字段“{field}”填写有误：{}", problem_zh(problem)),
             DomainError::MissingField { field, branch } => match branch {
                 Some(b) => format!("当 {b} 时，字段“{field}”必填"),
                 None => format!("字段“{field}”必填"),
@@ -132,6 +132,40 @@ fn state_zh(s: &str) -> &'static str {
         "ready" => "待接单",
         "claimed" => "已接单",
         _ => "任意状态",
+    }
+}
+
+/// A problem described by [`describe_invalid`] (or the engine), in Chinese.
+fn problem_zh(en: &str) -> String {
+    let thing = |w: &str| match w {
+        "text" => "文本".to_string(),
+        "yes/no" => "“是”或“否”".to_string(),
+        "a whole number" => "整数".to_string(),
+        "a date and time (yyyy-MM-dd HH:mm:ss)" => "日期时间（yyyy-MM-dd HH:mm:ss）".to_string(),
+        "an 11-digit subscriber number" => "11 位用户号码".to_string(),
+        "an org unit code" => "组织编码".to_string(),
+        "a user name" => "用户名".to_string(),
+        "a list of user names" => "用户名列表".to_string(),
+        "a list of org unit codes" => "组织编码列表".to_string(),
+        "a list of codes" => "编码列表".to_string(),
+        "a list of {role, org, kind} targets" => "派发对象列表（角色、单位、主办/协办）".to_string(),
+        other => other.to_string(),
+    };
+    if let Some(w) = en.strip_prefix("expected ") {
+        return format!("应为{}", thing(w));
+    }
+    if let Some(n) = en.strip_prefix("longer than ").and_then(|r| r.strip_suffix(" characters")) {
+        return format!("超过 {n} 个字符");
+    }
+    if let Some((a, b)) = en.strip_prefix("must be between ").and_then(|r| r.split_once(" and ")) {
+        return format!("须在 {a} 到 {b} 之间");
+    }
+    if let Some(o) = en.strip_prefix("must be one of ") {
+        return format!("须为以下之一：{o}");
+    }
+    match en {
+        "a transfer goes to exactly one group" => "转派只能选择一个处理组".into(),
+        other => other.to_string(),
     }
 }
 

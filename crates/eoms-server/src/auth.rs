@@ -198,7 +198,7 @@ pub fn caller_for(world: Arc<World>, user: &UserId, kind: CredentialKind, creden
     })
 }
 
-fn cookie_token(parts: &Parts) -> Option<String> {
+pub fn cookie_token(parts: &Parts) -> Option<String> {
     parts
         .headers
         .get_all(header::COOKIE)
@@ -221,47 +221,58 @@ pub fn alive(c: &Credential, now: Timestamp, idle: TimeDelta) -> bool {
     c.expires_at.is_none_or(|e| now < e) && (c.kind != CredentialKind::Session || now - c.last_seen_at < idle)
 }
 
+/// Authenticates a request by its bearer token or session cookie: the caller and the credential
+/// used (whose `csrf` a cookie-authenticated write must echo), and whether it came by cookie.
+pub async fn authenticate(parts: &Parts, app: &Arc<App>) -> ApiResult<(Caller, Credential, bool)> {
+    let (token, via_cookie) = match bearer_token(parts) {
+        Some(t) => (t, false),
+        None => (cookie_token(parts).ok_or_else(ApiError::unauthenticated)?, true),
+    };
+    if token.len() > 200 {
+        return Err(ApiError::unauthenticated());
+    }
+    let hash = token_hash(&token);
+    let cred = app.store.credential(&hash).await?.ok_or_else(ApiError::unauthenticated)?;
+    let now = app.clock.now();
+    if !alive(&cred, now, TimeDelta::minutes(app.cfg.session_idle_minutes)) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "session_expired",
+            "登录已过期，请重新登录",
+            "your session has expired; sign in again",
+        ));
+    }
+    let caller = caller_for(app.world(), &cred.user, cred.kind, cred.id.clone()).ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "account_disabled", "账号已停用", "this account is disabled")
+    })?;
+    if now - cred.last_seen_at > TimeDelta::seconds(60) {
+        app.store.touch_credential(&hash, now).await?;
+    }
+    Ok((caller, cred, via_cookie))
+}
+
+pub fn csrf_failed() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "csrf_failed",
+        "请求缺少有效的表单令牌，请刷新页面后重试",
+        "the request lacks a valid form token; reload the page and try again",
+    )
+}
+
 impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Caller, ApiError> {
-        let (token, via_cookie) = match bearer_token(parts) {
-            Some(t) => (t, false),
-            None => (cookie_token(parts).ok_or_else(ApiError::unauthenticated)?, true),
-        };
-        if token.len() > 200 {
-            return Err(ApiError::unauthenticated());
-        }
-        let hash = token_hash(&token);
-        let cred = app.store.credential(&hash).await?.ok_or_else(ApiError::unauthenticated)?;
-        let now = app.clock.now();
-        if !alive(&cred, now, TimeDelta::minutes(app.cfg.session_idle_minutes)) {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "session_expired",
-                "登录已过期，请重新登录",
-                "your session has expired; sign in again",
-            ));
-        }
+        let (caller, cred, via_cookie) = authenticate(parts, app).await?;
         // A cookie is sent by the browser on its own: a write must also prove it came from our
         // page, by echoing the session's form token.
         let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if via_cookie && unsafe_method {
             let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
             if !constant_time_eq(sent.as_bytes(), cred.csrf.as_bytes()) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "csrf_failed",
-                    "请求缺少有效的表单令牌，请刷新页面后重试",
-                    "the request lacks a valid form token; reload the page and try again",
-                ));
+                return Err(csrf_failed());
             }
-        }
-        let caller = caller_for(app.world(), &cred.user, cred.kind, cred.id.clone()).ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "account_disabled", "账号已停用", "this account is disabled")
-        })?;
-        if now - cred.last_seen_at > TimeDelta::seconds(60) {
-            app.store.touch_credential(&hash, now).await?;
         }
         Ok(caller)
     }

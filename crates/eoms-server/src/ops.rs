@@ -168,6 +168,22 @@ fn lang_of(req: &Request) -> Lang {
     if q.split('&').any(|kv| kv == "lang=zh") {
         return Lang::Zh;
     }
+    // The console's language switch (remembered per user, sent back as a cookie).
+    let cookie = req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+        v.split(';').map(str::trim).find_map(|kv| kv.strip_prefix(crate::console::LANG_COOKIE)?.strip_prefix('='))
+    });
+    match cookie {
+        Some("en") => return Lang::En,
+        Some("zh") => return Lang::Zh,
+        _ => {}
+    }
+    // The console speaks Chinese unless its user chose English; systems calling the API say
+    // which language they want.
+    let p = req.uri().path();
+    let machine = ["/api/", "/css/", "/tmf-api/", "/metrics", "/healthz", "/readyz"].iter().any(|m| p.starts_with(m));
+    if !machine {
+        return Lang::Zh;
+    }
     match req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()) {
         Some(v) if v.trim_start().to_ascii_lowercase().starts_with("en") => Lang::En,
         _ => Lang::Zh,

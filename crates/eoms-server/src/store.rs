@@ -164,6 +164,12 @@ impl Store for AnyStore {
     async fn dictionaries(&self) -> R<Vec<Dictionary>> {
         each!(self, s => s.dictionaries().await)
     }
+    async fn preferences(&self, user: &UserId) -> R<Vec<(String, String)>> {
+        each!(self, s => s.preferences(user).await)
+    }
+    async fn set_preference(&self, user: &UserId, key: &str, value: Option<&str>) -> R<()> {
+        each!(self, s => s.set_preference(user, key, value).await)
+    }
     async fn save_css_provinces(&self, p: &[CssProvince]) -> R<()> {
         each!(self, s => s.save_css_provinces(p).await)
     }

@@ -23,6 +23,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (2, "server", include_str!("../migrations/0002_server.sql")),
     (3, "css", include_str!("../migrations/0003_css.sql")),
     (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
+    (5, "preferences", include_str!("../migrations/0005_preferences.sql")),
 ];
 
 pub struct PgStore {
@@ -1027,6 +1028,34 @@ impl Store for PgStore {
 
     async fn dictionaries(&self) -> Result<Vec<Dictionary>, StorageError> {
         access::dictionaries(&self.client().await?).await
+    }
+
+    async fn preferences(&self, user: &UserId) -> Result<Vec<(String, String)>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query("SELECT key, value FROM user_preferences WHERE user_id = $1 ORDER BY key", &[&user.as_str()])
+            .await
+            .map_err(err)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn set_preference(&self, user: &UserId, key: &str, value: Option<&str>) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        let user = user.as_str();
+        match value {
+            Some(v) => {
+                c.execute(
+                    "INSERT INTO user_preferences (user_id, key, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (user_id, key) DO UPDATE SET value = EXCLUDED.value",
+                    &[&user, &key, &v],
+                )
+                .await
+            }
+            None => c.execute("DELETE FROM user_preferences WHERE user_id = $1 AND key = $2", &[&user, &key]).await,
+        }
+        .map_err(err)?;
+        Ok(())
     }
 
     async fn save_css_provinces(&self, p: &[CssProvince]) -> Result<(), StorageError> {

@@ -25,6 +25,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (2, "server", include_str!("../migrations/0002_server.sql")),
     (3, "css", include_str!("../migrations/0003_css.sql")),
     (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
+    (5, "preferences", include_str!("../migrations/0005_preferences.sql")),
 ];
 
 /// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
@@ -473,6 +474,38 @@ impl Store for SqliteStore {
 
     async fn dictionaries(&self) -> Result<Vec<Dictionary>, StorageError> {
         self.read(access::dictionaries).await
+    }
+
+    async fn preferences(&self, user: &UserId) -> Result<Vec<(String, String)>, StorageError> {
+        let user = user.to_string();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT key, value FROM user_preferences WHERE user_id = ?1 ORDER BY key")
+                .map_err(err)?;
+            let rows = st.query_map([&user], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(err)
+        })
+        .await
+    }
+
+    async fn set_preference(&self, user: &UserId, key: &str, value: Option<&str>) -> Result<(), StorageError> {
+        let (user, key, value) = (user.to_string(), key.to_string(), value.map(str::to_string));
+        self.write(move |c| {
+            match value {
+                Some(v) => c.execute(
+                    "INSERT INTO user_preferences (user_id, key, value) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value",
+                    rusqlite::params![user, key, v],
+                ),
+                None => c.execute(
+                    "DELETE FROM user_preferences WHERE user_id = ?1 AND key = ?2",
+                    rusqlite::params![user, key],
+                ),
+            }
+            .map_err(err)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn save_css_provinces(&self, p: &[CssProvince]) -> Result<(), StorageError> {

@@ -752,6 +752,23 @@ pub async fn dictionaries_are_replaced_as_a_whole<S: Store>(s: &S) {
     assert!(s.dictionaries().await.unwrap().is_empty());
 }
 
+/// Preferences are per user and per key: set, replaced, removed; another user's stay apart.
+pub async fn preferences_are_per_user_and_key<S: Store>(s: &S) {
+    let (a, b) = (UserId::new("alice"), UserId::new("bob"));
+    assert!(s.preferences(&a).await.unwrap().is_empty());
+    s.set_preference(&a, "lang", Some("en")).await.unwrap();
+    s.set_preference(&a, "query:逾期", Some("overdue=true")).await.unwrap();
+    s.set_preference(&b, "lang", Some("zh")).await.unwrap();
+    s.set_preference(&a, "lang", Some("zh")).await.unwrap();
+    assert_eq!(
+        s.preferences(&a).await.unwrap(),
+        vec![("lang".to_string(), "zh".to_string()), ("query:逾期".to_string(), "overdue=true".to_string())]
+    );
+    s.set_preference(&a, "query:逾期", None).await.unwrap();
+    assert_eq!(s.preferences(&a).await.unwrap(), vec![("lang".to_string(), "zh".to_string())]);
+    assert_eq!(s.preferences(&b).await.unwrap(), vec![("lang".to_string(), "zh".to_string())]);
+}
+
 /// Generates one `#[tokio::test]` per conformance check; `$make` is an async expression that
 /// yields a fresh, migrated store, or `None` to skip (with the reason printed).
 pub async fn notifications_are_delivered_once_and_read_per_user<S: Store>(s: &S) {
@@ -823,6 +840,7 @@ pub async fn inbound_interface_calls_are_recorded_once<S: Store>(s: &S) {
 macro_rules! conformance {
     ($make:expr) => {
         $crate::conformance!(@one $make, migrations_are_idempotent_and_versioned);
+        $crate::conformance!(@one $make, preferences_are_per_user_and_key);
         $crate::conformance!(@one $make, a_lifecycle_round_trips_and_history_replays);
         $crate::conformance!(@one $make, todo_and_done_follow_the_tasks);
         $crate::conformance!(@one $make, ticket_query_conditions_scope_and_paging);

@@ -27,7 +27,7 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
@@ -312,6 +312,18 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces every dictionary in one transaction.
     fn save_dictionaries(&self, d: &[Dictionary]) -> impl Future<Output = Result<(), StorageError>> + Send;
     fn dictionaries(&self) -> impl Future<Output = Result<Vec<Dictionary>, StorageError>> + Send;
+
+    // ── Per-user preferences ──
+
+    /// A user's preferences (language, saved queries, …), by key.
+    fn preferences(&self, user: &UserId) -> impl Future<Output = Result<Vec<(String, String)>, StorageError>> + Send;
+    /// Sets one preference, or removes it with `None`.
+    fn set_preference(
+        &self,
+        user: &UserId,
+        key: &str,
+        value: Option<&str>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
     // ── The CSS interface ──
 
     /// Replaces the per-province CSS configuration (each a JSON document keyed by province).

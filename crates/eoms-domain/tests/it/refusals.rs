@@ -387,3 +387,35 @@ fn a_task_opened_at_night_is_accepted_by_ten_in_the_morning() {
     assert_eq!(late_morning, afternoon, "in the day the step's own limit, whatever the hour");
     assert!(late_morning < 7 * 60, "shorter than a night's wait: {late_morning} minutes");
 }
+
+/// What the console asks while a form is filled in: the branch fields the answers so far make
+/// required — the same conditions the decision then checks.
+#[test]
+fn branch_fields_follow_the_answers_given_so_far() {
+    use eoms_domain::engine::branch_required;
+    use eoms_domain::ids::UserId;
+    let s = jinan_at_handle();
+    let task = s.task_at("handle");
+    let feedback = s.def.step("handle").unwrap().actions.iter().find(|a| a.key.as_str() == "feedback").unwrap();
+    let w = eoms_domain::World { def: s.def, org: org() };
+    let req = |f: serde_json::Value| {
+        let mut v: Vec<String> = branch_required(Some(&s.t), task, feedback, &form(f), &UserId::new("jn_wy"), w, s.now)
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(req(json!({})).is_empty(), "no branch chosen yet");
+    assert_eq!(req(json!({"is_coverage": "true"})), ["coverage_scene", "planned_solution_date", "solution_type"]);
+    assert_eq!(req(json!({"is_fault": true})), ["fault_no", "fault_recovered", "fault_start"]);
+    assert_eq!(
+        req(json!({"is_fault": "true", "fault_recovered": "true"})),
+        ["fault_no", "fault_recovered", "fault_recovery_time", "fault_start"]
+    );
+    assert!(req(json!({"is_fault": "maybe"})).is_empty(), "a value that does not type yet counts as absent");
+    // The decision agrees: the coverage branch without its fields is refused, naming the first.
+    let mut f = handler_feedback();
+    f["is_coverage"] = json!(true);
+    s.refused("jn_wy", "feedback", Some("handle"), f, "missing_field");
+}

@@ -58,9 +58,15 @@ fn locked(minutes: i64) -> ApiError {
     )
 }
 
-pub async fn sign_in(State(app): State<Arc<App>>, Body(b): Body<SignIn>) -> ApiResult<Response> {
+/// Signs a user in by password: throttling, lock-out, audit. Returns the new session's token,
+/// its record and the caller. The JSON API and the console both sign in through here.
+pub async fn password_sign_in(
+    app: &Arc<App>,
+    username: &str,
+    password: String,
+) -> ApiResult<(String, eoms_store::Credential, auth::Caller, chrono::DateTime<Utc>)> {
     let now = app.clock.now();
-    let name = b.username.trim().to_string();
+    let name = username.trim().to_string();
     if name.is_empty() || name.len() > 100 {
         return Err(ApiError::invalid("username", "请输入用户名", "enter a user name"));
     }
@@ -77,16 +83,16 @@ pub async fn sign_in(State(app): State<Arc<App>>, Body(b): Body<SignIn>) -> ApiR
     if let Some(until) = state.as_ref().and_then(|s| s.locked_until).filter(|u| *u > now) {
         return Err(locked((until - now).num_minutes().max(1)));
     }
-    let ok = auth::verify_password(b.password, state.as_ref().and_then(|s| s.password_hash.clone())).await;
+    let ok = auth::verify_password(password, state.as_ref().and_then(|s| s.password_hash.clone())).await;
     if !ok {
         app.throttle.failed(&name, now);
         app.metrics.sign_ins_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if state.is_some() {
             let lock_until = now + TimeDelta::minutes(app.cfg.lockout_minutes);
             let s = app.store.login_failed(&user, app.cfg.max_failed_logins, lock_until).await?;
-            audit(&app, &name, "sign_in_failed", &name, serde_json::json!({})).await?;
+            audit(app, &name, "sign_in_failed", &name, serde_json::json!({})).await?;
             if s.locked_until.is_some_and(|u| u > now) {
-                audit(&app, &name, "account_locked", &name, serde_json::json!({"until": lock_until})).await?;
+                audit(app, &name, "account_locked", &name, serde_json::json!({"until": lock_until})).await?;
                 return Err(locked(app.cfg.lockout_minutes));
             }
         }
@@ -99,19 +105,29 @@ pub async fn sign_in(State(app): State<Arc<App>>, Body(b): Body<SignIn>) -> ApiR
     app.throttle.succeeded(&name);
     app.store.login_succeeded(&user).await?;
     let expires = now + TimeDelta::hours(app.cfg.session_max_hours);
-    let (token, cred) = auth::issue(&app, &user, CredentialKind::Session, "sign-in", Some(expires)).await?;
-    audit(&app, &name, "sign_in", &name, serde_json::json!({"session": cred.id})).await?;
+    let (token, cred) = auth::issue(app, &user, CredentialKind::Session, "sign-in", Some(expires)).await?;
+    audit(app, &name, "sign_in", &name, serde_json::json!({"session": cred.id})).await?;
+    Ok((token, cred, caller, expires))
+}
+
+/// The session cookie for a token.
+pub fn session_cookie(app: &App, token: &str) -> String {
+    format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        app.cfg.session_max_hours * 3600,
+        if app.cfg.secure_cookies { "; Secure" } else { "" }
+    )
+}
+
+pub async fn sign_in(State(app): State<Arc<App>>, Body(b): Body<SignIn>) -> ApiResult<Response> {
+    let (token, cred, caller, expires) = password_sign_in(&app, &b.username, b.password).await?;
     let body = Session {
         token: token.clone(),
         csrf_token: cred.csrf,
         expires_at: expires,
         user: me_view(&caller, current_lang()),
     };
-    let cookie = format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        app.cfg.session_max_hours * 3600,
-        if app.cfg.secure_cookies { "; Secure" } else { "" }
-    );
+    let cookie = session_cookie(&app, &token);
     let mut res = axum::Json(body).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);

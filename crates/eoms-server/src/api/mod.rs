@@ -206,7 +206,8 @@ pub fn router(app: Arc<App>) -> Router {
         api = api.route(r.path, (r.handler)());
     }
     let limit = usize::try_from(app.cfg.max_attachment_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024);
-    api.route("/css/{province}", post(crate::css::soap).get(crate::css::wsdl))
+    api.merge(crate::console::router())
+        .route("/css/{province}", post(crate::css::soap).get(crate::css::wsdl))
         .route("/css/{province}/wsdl", get(crate::css::wsdl))
         .route("/api/openapi.json", get(crate::openapi::document))
         .route("/api/docs", get(crate::openapi::docs_page))
