@@ -24,6 +24,20 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// How often a node re-reads the configuration others may have changed (seconds).
     pub reload_seconds: u64,
+    /// A complaint is a repeat when the same subscriber complained within this many days before.
+    pub repeat_window_days: u32,
+    /// What makes two complaints "the same": `msisdn` (the subscriber) or `msisdn_category`
+    /// (the subscriber, about the same first-level category).
+    pub repeat_key: RepeatKey,
+    /// Subscribers per region (org unit id → count), for complaints per 10,000 subscribers.
+    pub subscribers: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepeatKey {
+    Msisdn,
+    MsisdnCategory,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +59,9 @@ impl Default for ServerConfig {
             secure_cookies: false,
             log_format: LogFormat::Text,
             reload_seconds: 10,
+            repeat_window_days: 30,
+            repeat_key: RepeatKey::Msisdn,
+            subscribers: Default::default(),
         }
     }
 }
@@ -57,6 +74,9 @@ impl ServerConfig {
         }
         if self.max_failed_logins < 1 {
             return Err("max_failed_logins must be at least 1".into());
+        }
+        if !(1..=3650).contains(&self.repeat_window_days) {
+            return Err("repeat_window_days must be between 1 and 3650".into());
         }
         if self.max_attachment_bytes < 1024 {
             return Err("max_attachment_bytes must be at least 1024".into());

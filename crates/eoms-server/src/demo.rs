@@ -99,3 +99,19 @@ pub fn accounts() -> String {
     }
     out
 }
+
+/// The demo's subscribers per region (for complaints per 10,000 subscribers), used when the
+/// configuration names none.
+pub fn subscribers() -> std::collections::BTreeMap<String, u64> {
+    [
+        ("sd", 62_000_000),
+        ("sd.jn", 8_500_000),
+        ("sd.qd", 9_800_000),
+        ("gd", 150_000_000),
+        ("gd.gz", 21_000_000),
+        ("gd.sz", 23_000_000),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}

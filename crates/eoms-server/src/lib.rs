@@ -141,7 +141,10 @@ impl App {
             )
             .collect();
         let warn = world.definition(&process, d.state.version).map_or(20, |p| p.limits.warn_percent);
-        let write = eoms_store::TicketWrite::from_decision_warned(before, d, &world.org, idem, warn)?;
+        let mut write = eoms_store::TicketWrite::from_decision_warned(before, d, &world.org, idem, warn)?;
+        if before.is_none() {
+            write.repeat_count = self.earlier_complaints(&write.ticket).await?;
+        }
         let committed = self.store.commit(write).await?;
         if matches!(committed, eoms_store::Committed::Written { .. }) {
             for a in &actions {
@@ -149,6 +152,26 @@ impl App {
             }
         }
         Ok(committed)
+    }
+
+    /// Complaints by the same subscriber (and, by configuration, about the same category) in the
+    /// repeat window before `t` was created: a repeat complaint when there is any.
+    pub async fn earlier_complaints(&self, t: &eoms_domain::Ticket) -> Result<u32, StorageError> {
+        let Some(eoms_domain::value::Value::Msisdn(m)) = t.field("msisdn") else { return Ok(0) };
+        let mut q = eoms_store::TicketQuery::new(eoms_store::Scope::All);
+        q.msisdn = Some(m.as_str().to_string());
+        q.created_from = Some(t.created_at - chrono::TimeDelta::days(i64::from(self.cfg.repeat_window_days)));
+        q.created_to = Some(t.created_at);
+        q.page = eoms_store::PageReq { limit: 1, offset: 0 };
+        if self.cfg.repeat_key == config::RepeatKey::MsisdnCategory {
+            q.category = match t.field("category") {
+                Some(eoms_domain::value::Value::List(l)) => l.first().map(|v| v.display()),
+                _ => None,
+            };
+        }
+        let n = self.store.query(&q).await?.total;
+        // `created_to` is exclusive, and the new ticket is not written yet: only earlier ones count.
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// A new ticket id, from a block reserved for this node.

@@ -67,6 +67,9 @@ impl Store for AnyStore {
     async fn done(&self, q: &DoneQuery) -> R<Page<TicketRow>> {
         each!(self, s => s.done(q).await)
     }
+    async fn kpis(&self, q: &TicketQuery, group: KpiGroup) -> R<Vec<KpiRow>> {
+        each!(self, s => s.kpis(q, group).await)
+    }
     async fn query(&self, q: &TicketQuery) -> R<Page<TicketRow>> {
         each!(self, s => s.query(q).await)
     }

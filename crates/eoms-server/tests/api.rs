@@ -616,3 +616,60 @@ async fn a_customer_complaint_from_hq_goes_to_two_provinces_and_back() {
     let v = t.get("hq_dispatcher", &format!("/api/v1/tickets/{}", tk["id"])).await.json();
     assert!(v["tasks"].as_array().unwrap().iter().any(|k| k["step"] == "hq_review"), "both fed back: HQ reviews");
 }
+
+// ── KPIs ──
+
+#[tokio::test]
+async fn kpis_count_repeats_per_region_drill_down_and_export() {
+    let mut cfg = eoms_server::ServerConfig::default();
+    cfg.subscribers.insert("sd.jn".into(), 8_000_000);
+    let t = TestApp::with_config(cfg).await;
+    // The same subscriber three times in a month (two repeats), another once, and one in 青岛.
+    let first = t.mobile("sd_css", "sd.jn", "13800001111", "第一次").await;
+    t.advance(TimeDelta::days(3));
+    t.mobile("sd_css", "sd.jn", "13800001111", "第二次").await;
+    t.advance(TimeDelta::days(10));
+    t.mobile("sd_css", "sd.jn", "13800001111", "第三次").await;
+    t.mobile("sd_css", "sd.jn", "13800002222", "别人").await;
+    t.mobile("sd_css", "sd.qd", "13800003333", "青岛").await;
+    // 35 days after the first: the window (30 days) has passed for it, not for the third.
+    t.advance(TimeDelta::days(22));
+    t.mobile("sd_css", "sd.jn", "13800001111", "第四次").await;
+
+    let r = t.get("admin", "/api/v1/kpis?group_by=city").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let j = r.json();
+    let jn = j["rows"].as_array().unwrap().iter().find(|x| x["key"] == "sd.jn").unwrap().clone();
+    assert_eq!(jn["label"], "济南");
+    assert_eq!(jn["counts"]["volume"], 5);
+    assert_eq!(jn["counts"]["repeat"], 3, "the 2nd, 3rd and 4th complaints of 13800001111");
+    assert!((jn["repeat_rate"].as_f64().unwrap() - 0.6).abs() < 1e-9);
+    assert_eq!(jn["subscribers"], 8_000_000);
+    assert!((jn["per_10k_subscribers"].as_f64().unwrap() - 5.0 * 10_000.0 / 8_000_000.0).abs() < 1e-12);
+    assert_eq!(j["total"]["counts"]["volume"], 6);
+    assert_eq!(j["total"]["on_time_rate"], serde_json::Value::Null, "nothing replied: no rate, not 0");
+
+    // The drill-down gives exactly the tickets counted.
+    let d = t.get("admin", "/api/v1/tickets?kpi=repeat&region=sd.jn").await.json();
+    assert_eq!(d["total"], 3);
+    // The ticket page shows a repeat complaint to its handlers.
+    let id = first["id"].as_u64().unwrap();
+    let page = t.get("jn_dispatcher", &format!("/t/{}", id + 1)).await.text();
+    assert!(page.contains("重复投诉：1 次"), "the second complaint is flagged");
+
+    // The caller's scope applies, and statistics need their right.
+    let gd = t.get("gd_dispatcher", "/api/v1/kpis").await;
+    assert_eq!(gd.status, StatusCode::OK, "{}", gd.text());
+    assert_eq!(gd.json()["total"]["counts"]["volume"], 0, "广东 sees none of 山东's complaints");
+    let r = t.get("jn_wy", "/api/v1/kpis").await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden".into()));
+    let r = t.get("admin", "/api/v1/kpis?group_by=galaxy").await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_parameter".into()));
+
+    let x = t.get("admin", "/api/v1/kpis/export?group_by=city").await;
+    assert_eq!(x.status, StatusCode::OK);
+    assert!(x.headers["content-type"].to_str().unwrap().contains("spreadsheetml"));
+    assert_eq!(&x.body[..2], b"PK", "an XLSX (zip) file");
+    let csv = t.get("admin", "/api/v1/kpis/export?group_by=city&format=csv").await.text();
+    assert!(csv.lines().any(|l| l.starts_with("济南,5,")), "{csv}");
+}

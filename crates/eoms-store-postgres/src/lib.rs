@@ -23,7 +23,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (2, "server", include_str!("../migrations/0002_server.sql")),
     (3, "css", include_str!("../migrations/0003_css.sql")),
     (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
-    (5, "preferences", include_str!("../migrations/0005_preferences.sql")),
+    (5, "preferences_kpis", include_str!("../migrations/0005_preferences_kpis.sql")),
 ];
 
 pub struct PgStore {
@@ -194,7 +194,7 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                     "UPDATE tickets SET css_serial_no = $2, span = $3, status = $4, title = $5, msisdn = $6, complaint_source = $7,
                      category = $8, urgency = $9, customer_level = $10, network_type = $11, satisfaction = $12, province = $13,
                      city = $14, replied_at = $15, closed_at = $16, deadline = $17, seq = $18, event_count = $19, state = $20,
-                     aux_hash = $21 WHERE id = $1",
+                     aux_hash = $21, solved = $22, flags = $23 WHERE id = $1",
                 )
                 .await
                 .map_err(err)?;
@@ -222,6 +222,8 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                     &event_count,
                     &state,
                     &aux_hash,
+                    &s.solved,
+                    &s.flags,
                 ],
             )
             .await
@@ -234,8 +236,9 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
             c.execute(
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
-                 creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+                 creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash, solved, flags,
+                 repeat_count)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)",
                 &[
                     &id,
                     &t.sheet_no.as_str(),
@@ -264,6 +267,9 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                     &event_count,
                     &state,
                     &aux_hash,
+                    &s.solved,
+                    &s.flags,
+                    &(w.repeat_count as i32),
                 ],
             )
             .await
@@ -596,6 +602,37 @@ impl Store for PgStore {
             .await
             .map_err(err)?;
         Ok(Page { items: rows.iter().map(ticket_row).collect(), total: total as u64 })
+    }
+
+    async fn kpis(&self, q: &TicketQuery, group: KpiGroup) -> Result<Vec<KpiRow>, StorageError> {
+        let c = self.client().await?;
+        let mut b = Builder::new(Dialect::Postgres);
+        let sql = b.kpi_statement(q, group);
+        let params = to_sql(&b.params);
+        let rows = c.query(&sql, &refs(&params)).await.map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let n = |i: usize| r.get::<_, i64>(i).max(0) as u64;
+                KpiRow {
+                    key: r.get(0),
+                    volume: n(1),
+                    replied: n(2),
+                    on_time: n(3),
+                    handling_secs: n(4),
+                    solved_known: n(5),
+                    solved: n(6),
+                    closed: n(7),
+                    rated: n(8),
+                    satisfied: n(9),
+                    repeat: n(10),
+                    rejected: n(11),
+                    returned: n(12),
+                    redispatched: n(13),
+                    overdue: n(14),
+                }
+            })
+            .collect())
     }
 
     async fn query(&self, q: &TicketQuery) -> Result<Page<TicketRow>, StorageError> {

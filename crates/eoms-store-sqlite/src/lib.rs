@@ -25,7 +25,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (2, "server", include_str!("../migrations/0002_server.sql")),
     (3, "css", include_str!("../migrations/0003_css.sql")),
     (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
-    (5, "preferences", include_str!("../migrations/0005_preferences.sql")),
+    (5, "preferences_kpis", include_str!("../migrations/0005_preferences_kpis.sql")),
 ];
 
 /// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
@@ -260,6 +260,11 @@ impl Store for SqliteStore {
     async fn done(&self, q: &DoneQuery) -> Result<Page<TicketRow>, StorageError> {
         let q = q.clone();
         self.read(move |c| read::done(c, &q)).await
+    }
+
+    async fn kpis(&self, q: &TicketQuery, group: KpiGroup) -> Result<Vec<KpiRow>, StorageError> {
+        let q = q.clone();
+        self.read(move |c| read::kpis(c, &q, group)).await
     }
 
     async fn query(&self, q: &TicketQuery) -> Result<Page<TicketRow>, StorageError> {

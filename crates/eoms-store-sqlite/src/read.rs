@@ -384,3 +384,37 @@ pub(crate) fn outbox_by_status(
     let items = ids.into_iter().map(|id| outbox_row(c, id)).collect::<Result<_, _>>()?;
     Ok(Page { items, total: total as u64 })
 }
+
+pub(crate) fn kpis(
+    c: &Connection,
+    q: &TicketQuery,
+    group: eoms_store::KpiGroup,
+) -> Result<Vec<eoms_store::KpiRow>, StorageError> {
+    let mut b = eoms_store::sql::Builder::new(eoms_store::sql::Dialect::Sqlite);
+    let sql = b.kpi_statement(q, group);
+    let args = sql_params(b);
+    let mut st = c.prepare(&sql).map_err(err)?;
+    let rows = st
+        .query_map(params_from_iter(args.iter()), |r| {
+            let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+            Ok(eoms_store::KpiRow {
+                key: r.get(0)?,
+                volume: n(1)?,
+                replied: n(2)?,
+                on_time: n(3)?,
+                handling_secs: n(4)?,
+                solved_known: n(5)?,
+                solved: n(6)?,
+                closed: n(7)?,
+                rated: n(8)?,
+                satisfied: n(9)?,
+                repeat: n(10)?,
+                rejected: n(11)?,
+                returned: n(12)?,
+                redispatched: n(13)?,
+                overdue: n(14)?,
+            })
+        })
+        .map_err(err)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(err)
+}

@@ -122,7 +122,7 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 "UPDATE tickets SET css_serial_no = ?2, span = ?3, status = ?4, title = ?5, msisdn = ?6, complaint_source = ?7,
                  category = ?8, urgency = ?9, customer_level = ?10, network_type = ?11, satisfaction = ?12, province = ?13,
                  city = ?14, replied_at = ?15, closed_at = ?16, deadline = ?17, seq = ?18, event_count = ?19, state = ?20,
-                 aux_hash = ?21 WHERE id = ?1",
+                 aux_hash = ?21, solved = ?22, flags = ?23 WHERE id = ?1",
             )
             .map_err(err)?
             .execute(params![
@@ -147,6 +147,8 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 events + 1,
                 state_json(t)?,
                 aux_hash,
+                s.solved,
+                s.flags,
             ])
             .map_err(err)?;
             (events, old_hash != aux_hash)
@@ -155,8 +157,9 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
             c.prepare_cached(
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
-                 creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+                 creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash, solved, flags,
+                 repeat_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
             )
             .map_err(err)?
             .execute(params![
@@ -187,6 +190,9 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 1,
                 state_json(t)?,
                 aux_hash,
+                s.solved,
+                s.flags,
+                w.repeat_count,
             ])
             .map_err(|e| match err(e) {
                 StorageError::Duplicate { .. } => StorageError::Duplicate { what: "ticket", key: t.sheet_no.to_string() },

@@ -769,6 +769,157 @@ pub async fn preferences_are_per_user_and_key<S: Store>(s: &S) {
     assert_eq!(s.preferences(&b).await.unwrap(), vec![("lang".to_string(), "zh".to_string())]);
 }
 
+/// Every KPI the database counts equals a count made directly over the tickets, per group and in
+/// total, and the drill-down condition of each KPI selects exactly the tickets it counted.
+pub async fn kpis_equal_direct_counts<S: Store>(s: &S) {
+    use std::collections::BTreeMap;
+    let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    // Departments are the acting users' org units, as the directory says.
+    s.save_directory(org().directory()).await.unwrap();
+    let mut tickets: Vec<(Ticket, u32)> = Vec::new();
+    let mut jn_claimed = 0u64;
+    for i in 0..36u64 {
+        let (city, disp, handler) =
+            if i % 3 == 0 { ("sd.qd", "qd_dispatcher", "qd_wy") } else { ("sd.jn", "jn_dispatcher", "jn_wy") };
+        let msisdn = format!("1380000{:04}", next(6));
+        let mut f = mobile_form(city, &msisdn, &format!("投诉{i}"));
+        f["complaint_source"] = serde_json::json!(["hotline", "online", "store"][next(3) as usize]);
+        let now = t0() + TimeDelta::hours(i as i64 * 7);
+        let w = World { def: mobile(), org: org() };
+        let new = NewTicket { id: TicketId(900 + i), sheet_no: format!("TS2026KPI{i:06}").into(), form: form(f) };
+        let d = create(w, &UserId::new("sd_css_system"), &new, now).unwrap();
+        let mut write = TicketWrite::from_decision(None, d, org(), None).unwrap();
+        let repeat = u32::from(next(3) == 0);
+        write.repeat_count = repeat;
+        let t = write.ticket.clone();
+        s.commit(write).await.unwrap();
+        let mut live = Live { def: mobile(), t, now };
+        let outcome = next(7);
+        if outcome >= 1 {
+            live.act(s, disp, "claim", Some("dispatch"), serde_json::json!({})).await;
+        }
+        if outcome == 1 {
+            live.act(s, disp, "reject", Some("dispatch"), serde_json::json!({"reason": "信息不全"})).await;
+        }
+        if outcome >= 2 {
+            live.act(
+                s,
+                disp,
+                "dispatch",
+                Some("dispatch"),
+                serde_json::json!({"analysis": "派网优",
+                "handlers": [{"role": "optimization_handler", "org": city}]}),
+            )
+            .await;
+            live.act(s, handler, "claim", Some("handle"), serde_json::json!({})).await;
+        }
+        if outcome >= 3 {
+            if next(2) == 0 {
+                live.now += TimeDelta::days(3); // fed back after the 48 h deadline
+            }
+            let mut fb = feedback();
+            fb["is_solved"] = serde_json::json!(next(2) == 0);
+            live.act(s, handler, "feedback", Some("handle"), fb).await;
+        }
+        if outcome >= 4 {
+            live.act(s, disp, "pass", Some("review"), serde_json::json!({"review_note": "同意"})).await;
+        }
+        if outcome >= 5 {
+            let sat = ["very_satisfied", "satisfied", "dissatisfied"][next(3) as usize];
+            live.act(s, "sd_css_system", "close", Some("replied"), serde_json::json!({"satisfaction": sat})).await;
+        }
+        if outcome >= 2 && city == "sd.jn" {
+            jn_claimed += 1;
+        }
+        tickets.push((live.t, repeat));
+    }
+    // Direct counts over the tickets.
+    let mut want: BTreeMap<Option<String>, KpiRow> = BTreeMap::new();
+    let mut total = KpiRow { key: Some("all".into()), ..KpiRow::default() };
+    let field = |t: &Ticket, k: &str| t.field(k).map(|v| v.display());
+    for (t, repeat) in &tickets {
+        let city = match t.field("city") {
+            Some(eoms_domain::value::Value::Org(o)) => Some(o.to_string()),
+            _ => None,
+        };
+        let flags = flags_of(t);
+        let replied = t.replied_at.is_some();
+        let on_time = replied && t.deadline.is_none_or(|d| t.replied_at.unwrap() <= d);
+        let solved = match t.field("is_solved") {
+            Some(eoms_domain::value::Value::Bool(b)) => Some(*b),
+            _ => None,
+        };
+        let sat = field(t, "satisfaction");
+        for r in
+            [want.entry(city.clone()).or_insert_with(|| KpiRow { key: city.clone(), ..KpiRow::default() }), &mut total]
+        {
+            r.volume += 1;
+            r.replied += u64::from(replied);
+            r.on_time += u64::from(on_time);
+            r.handling_secs += t.replied_at.map_or(0, |x| (x - t.created_at).num_seconds() as u64);
+            r.solved_known += u64::from(solved.is_some());
+            r.solved += u64::from(solved == Some(true));
+            r.closed += u64::from(t.status.as_str() == "closed");
+            r.rated += u64::from(sat.is_some());
+            r.satisfied += u64::from(matches!(sat.as_deref(), Some("very_satisfied" | "satisfied")));
+            r.repeat += u64::from(*repeat > 0);
+            r.rejected += u64::from(flags & FLAG_REJECTED != 0);
+            r.returned += u64::from(flags & FLAG_RETURNED != 0);
+            r.redispatched += u64::from(flags & FLAG_REDISPATCHED != 0);
+            r.overdue += u64::from(flags & FLAG_OVERDUE != 0);
+        }
+    }
+    assert!(
+        total.replied > 0 && total.closed > 0 && total.rejected > 0 && total.overdue > 0,
+        "the data covers the KPIs: {total:?}"
+    );
+    let q = TicketQuery::new(Scope::All);
+    let by_city = s.kpis(&q, KpiGroup::City).await.unwrap();
+    assert_eq!(by_city, want.into_values().collect::<Vec<_>>());
+    assert_eq!(s.kpis(&q, KpiGroup::All).await.unwrap(), vec![total.clone()]);
+    // The drill-down: each KPI's condition selects exactly what it counted.
+    for (flag, n) in [
+        (KpiFlag::Replied, total.replied),
+        (KpiFlag::OnTime, total.on_time),
+        (KpiFlag::Late, total.replied - total.on_time),
+        (KpiFlag::Solved, total.solved),
+        (KpiFlag::Unsolved, total.solved_known - total.solved),
+        (KpiFlag::Closed, total.closed),
+        (KpiFlag::Rated, total.rated),
+        (KpiFlag::Satisfied, total.satisfied),
+        (KpiFlag::Repeat, total.repeat),
+        (KpiFlag::Rejected, total.rejected),
+        (KpiFlag::Returned, total.returned),
+        (KpiFlag::Redispatched, total.redispatched),
+        (KpiFlag::Overdue, total.overdue),
+    ] {
+        let q = TicketQuery { kpi: Some(flag), ..TicketQuery::new(Scope::All) };
+        assert_eq!(s.query(&q).await.unwrap().total, n, "{flag:?}");
+    }
+    // Periods and scopes: the days add up to the total; a province scope sees its tickets only.
+    let days = s.kpis(&q, KpiGroup::Day).await.unwrap();
+    assert_eq!(days.iter().map(|r| r.volume).sum::<u64>(), total.volume);
+    assert!(
+        days.iter().all(|r| r.key.as_deref().is_some_and(|k| k.len() == 10 && k.starts_with("2026-03"))),
+        "{days:?}"
+    );
+    let weeks = s.kpis(&q, KpiGroup::Week).await.unwrap();
+    assert_eq!(weeks.first().and_then(|r| r.key.clone()).as_deref(), Some("2026-03-02"), "weeks start on Monday");
+    let months = s.kpis(&q, KpiGroup::Month).await.unwrap();
+    assert_eq!(months.iter().map(|r| r.volume).sum::<u64>(), total.volume);
+    let gd = TicketQuery::new(Scope::Subtree(vec![OrgUnitId::new("gd")]));
+    assert!(s.kpis(&gd, KpiGroup::All).await.unwrap().iter().all(|r| r.volume == 0));
+    let dept = s.kpis(&q, KpiGroup::Department).await.unwrap();
+    let jn_wy = dept.iter().find(|r| r.key.as_deref() == Some("sd.jn.wy")).map_or(0, |r| r.volume);
+    assert_eq!(jn_wy, jn_claimed, "济南网优中心 acted on (claimed) every 济南 ticket dispatched to it");
+}
+
 /// Generates one `#[tokio::test]` per conformance check; `$make` is an async expression that
 /// yields a fresh, migrated store, or `None` to skip (with the reason printed).
 pub async fn notifications_are_delivered_once_and_read_per_user<S: Store>(s: &S) {
@@ -841,6 +992,7 @@ macro_rules! conformance {
     ($make:expr) => {
         $crate::conformance!(@one $make, migrations_are_idempotent_and_versioned);
         $crate::conformance!(@one $make, preferences_are_per_user_and_key);
+        $crate::conformance!(@one $make, kpis_equal_direct_counts);
         $crate::conformance!(@one $make, a_lifecycle_round_trips_and_history_replays);
         $crate::conformance!(@one $make, todo_and_done_follow_the_tasks);
         $crate::conformance!(@one $make, ticket_query_conditions_scope_and_paging);

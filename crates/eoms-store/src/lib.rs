@@ -14,7 +14,7 @@ mod query;
 pub mod sql;
 
 pub use access::*;
-pub use projection::{Summary, summarize};
+pub use projection::{FLAG_OVERDUE, FLAG_REDISPATCHED, FLAG_REJECTED, FLAG_RETURNED, Summary, flags_of, summarize};
 pub use query::*;
 
 use chrono::{DateTime, Utc};
@@ -169,6 +169,9 @@ pub struct TicketWrite {
     pub idempotency: Option<Idempotency>,
     /// The queryable projection ([`summarize`]).
     pub summary: Summary,
+    /// For a new ticket: the earlier complaints of its subscriber in the repeat window
+    /// (written once, at creation).
+    pub repeat_count: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -217,6 +220,8 @@ pub trait Store: Send + Sync + 'static {
     /// Ticket query (DOMAIN §7), data scope applied in the query so totals count only what the
     /// user may see.
     fn query(&self, q: &TicketQuery) -> impl Future<Output = Result<Page<TicketRow>, StorageError>> + Send;
+    /// KPI counts of the tickets `q` selects (its scope and conditions; paging ignored), by group.
+    fn kpis(&self, q: &TicketQuery, group: KpiGroup) -> impl Future<Output = Result<Vec<KpiRow>, StorageError>> + Send;
     /// Claims up to `limit` due timers for `lease` seconds; a claimed timer is not handed to
     /// another node until its lease ends.
     fn claim_due_timers(
@@ -536,6 +541,7 @@ impl TicketWrite {
             timers,
             idempotency,
             summary,
+            repeat_count: 0,
         })
     }
 }

@@ -6,6 +6,31 @@ use eoms_domain::{Org, Ticket};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
+pub const FLAG_REJECTED: i32 = 1;
+pub const FLAG_RETURNED: i32 = 2;
+pub const FLAG_REDISPATCHED: i32 = 4;
+pub const FLAG_OVERDUE: i32 = 8;
+
+/// The KPI bits of a ticket (see docs/KPIS.md).
+pub fn flags_of(t: &Ticket) -> i32 {
+    let mut f = 0;
+    if t.count("reject") > 0 {
+        f |= FLAG_REJECTED;
+    }
+    if t.count("return") > 0 || t.status == eoms_domain::definition::TicketStatus::Returned {
+        f |= FLAG_RETURNED;
+    }
+    if t.count("redispatch") > 0 {
+        f |= FLAG_REDISPATCHED;
+    }
+    let missed = t.marks & eoms_domain::engine::TimerKind::Complete.mark() != 0;
+    let late = matches!((t.replied_at, t.deadline), (Some(r), Some(d)) if r > d);
+    if missed || late {
+        f |= FLAG_OVERDUE;
+    }
+    f
+}
+
 /// The queryable projection of a ticket, written with every action.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -19,6 +44,11 @@ pub struct Summary {
     pub customer_level: Option<String>,
     pub network_type: Option<String>,
     pub satisfaction: Option<String>,
+    /// The handler's answer to "solved?" (1 yes, 0 no), when given.
+    pub solved: Option<i16>,
+    /// What happened to it, as bits: [`FLAG_REJECTED`], [`FLAG_RETURNED`], [`FLAG_REDISPATCHED`],
+    /// [`FLAG_OVERDUE`].
+    pub flags: i32,
     /// The ticket's province and city (where the problem is), when known.
     pub province: Option<OrgUnitId>,
     pub city: Option<OrgUnitId>,
@@ -110,6 +140,11 @@ pub fn summarize(t: &Ticket, org: &Org, actors: &[UserId]) -> Summary {
         customer_level: text(t, "customer_level"),
         network_type: text(t, "network_type"),
         satisfaction: text(t, "satisfaction"),
+        solved: match t.field("is_solved") {
+            Some(Value::Bool(b)) => Some(i16::from(*b)),
+            _ => None,
+        },
+        flags: flags_of(t),
         province,
         city,
         keywords,

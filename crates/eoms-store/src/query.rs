@@ -126,6 +126,143 @@ pub struct TicketQuery {
     /// Keyset paging for walking a whole result (exports): only tickets created before this
     /// (created_at, id), newest first. Stable while new tickets arrive; no offset to skip.
     pub created_before: Option<(Timestamp, TicketId)>,
+    /// Only the tickets a KPI counts (the drill-down from a statistic to its tickets).
+    pub kpi: Option<KpiFlag>,
+    /// Only tickets that staff of this department acted on (KPIs by department).
+    pub actor_org: Option<OrgUnitId>,
+}
+
+/// What a KPI counts, as a ticket condition (docs/KPIS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum KpiFlag {
+    Replied,
+    OnTime,
+    Late,
+    Solved,
+    Unsolved,
+    Closed,
+    Rated,
+    Satisfied,
+    Repeat,
+    Rejected,
+    Returned,
+    Redispatched,
+    Overdue,
+}
+
+impl KpiFlag {
+    pub const ALL: [KpiFlag; 13] = [
+        KpiFlag::Replied,
+        KpiFlag::OnTime,
+        KpiFlag::Late,
+        KpiFlag::Solved,
+        KpiFlag::Unsolved,
+        KpiFlag::Closed,
+        KpiFlag::Rated,
+        KpiFlag::Satisfied,
+        KpiFlag::Repeat,
+        KpiFlag::Rejected,
+        KpiFlag::Returned,
+        KpiFlag::Redispatched,
+        KpiFlag::Overdue,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KpiFlag::Replied => "replied",
+            KpiFlag::OnTime => "on_time",
+            KpiFlag::Late => "late",
+            KpiFlag::Solved => "solved",
+            KpiFlag::Unsolved => "unsolved",
+            KpiFlag::Closed => "closed",
+            KpiFlag::Rated => "rated",
+            KpiFlag::Satisfied => "satisfied",
+            KpiFlag::Repeat => "repeat",
+            KpiFlag::Rejected => "rejected",
+            KpiFlag::Returned => "returned",
+            KpiFlag::Redispatched => "redispatched",
+            KpiFlag::Overdue => "overdue",
+        }
+    }
+    pub fn parse(s: &str) -> Option<KpiFlag> {
+        KpiFlag::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// How KPIs are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum KpiGroup {
+    All,
+    Process,
+    Province,
+    City,
+    /// The category's first level.
+    Category,
+    Source,
+    /// Every department whose staff acted on the ticket.
+    Department,
+    /// By creation time (China time): day, week (from Monday) or month.
+    Day,
+    Week,
+    Month,
+}
+
+impl KpiGroup {
+    pub const ALL: [KpiGroup; 10] = [
+        KpiGroup::All,
+        KpiGroup::Process,
+        KpiGroup::Province,
+        KpiGroup::City,
+        KpiGroup::Category,
+        KpiGroup::Source,
+        KpiGroup::Department,
+        KpiGroup::Day,
+        KpiGroup::Week,
+        KpiGroup::Month,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KpiGroup::All => "all",
+            KpiGroup::Process => "process",
+            KpiGroup::Province => "province",
+            KpiGroup::City => "city",
+            KpiGroup::Category => "category",
+            KpiGroup::Source => "source",
+            KpiGroup::Department => "department",
+            KpiGroup::Day => "day",
+            KpiGroup::Week => "week",
+            KpiGroup::Month => "month",
+        }
+    }
+    pub fn parse(s: &str) -> Option<KpiGroup> {
+        KpiGroup::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+}
+
+/// KPI counts for one group: the numerators and denominators of every rate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct KpiRow {
+    /// The group's key (org unit, category, source code, `2026-03-02`, …); `None`: not known.
+    pub key: Option<String>,
+    pub volume: u64,
+    pub replied: u64,
+    pub on_time: u64,
+    /// Sum of creation → reply over replied tickets, in seconds.
+    pub handling_secs: u64,
+    pub solved_known: u64,
+    pub solved: u64,
+    pub closed: u64,
+    pub rated: u64,
+    pub satisfied: u64,
+    pub repeat: u64,
+    pub rejected: u64,
+    pub returned: u64,
+    pub redispatched: u64,
+    pub overdue: u64,
 }
 
 impl TicketQuery {
@@ -152,6 +289,8 @@ impl TicketQuery {
             page: PageReq::default(),
             count_total: true,
             created_before: None,
+            kpi: None,
+            actor_org: None,
         }
     }
 }

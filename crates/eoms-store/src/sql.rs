@@ -2,7 +2,7 @@
 //! parameter; only column names and operators are written into the text.
 
 use crate::Timestamp;
-use crate::query::{Scope, TicketQuery};
+use crate::query::{KpiFlag, KpiGroup, Scope, TicketQuery};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -129,6 +129,16 @@ impl Builder {
         if let Some(k) = q.keyword.as_ref().map(|k| k.trim()).filter(|k| !k.is_empty()) {
             conds.push(self.keyword(k));
         }
+        if let Some(f) = q.kpi {
+            conds.push(kpi_condition(f).to_string());
+        }
+        if let Some(o) = &q.actor_org {
+            let p = self.bind(Param::Text(o.to_string()));
+            conds.push(format!(
+                "EXISTS (SELECT 1 FROM ticket_users a JOIN users u ON u.id = a.user_id \
+                 WHERE a.ticket_id = t.id AND a.relation = 'actor' AND u.org = {p})"
+            ));
+        }
         if conds.is_empty() { self.truth(true).into() } else { conds.join(" AND ") }
     }
 
@@ -157,5 +167,91 @@ impl Builder {
                 format!("t.id IN (SELECT ticket_id FROM ticket_fts WHERE keywords LIKE {p})")
             }
         }
+    }
+}
+
+/// The condition a KPI counts (on alias `t`); the same text in both dialects.
+pub fn kpi_condition(f: KpiFlag) -> &'static str {
+    match f {
+        KpiFlag::Replied => "t.replied_at IS NOT NULL",
+        KpiFlag::OnTime => "(t.replied_at IS NOT NULL AND (t.deadline IS NULL OR t.replied_at <= t.deadline))",
+        KpiFlag::Late => "(t.replied_at IS NOT NULL AND t.deadline IS NOT NULL AND t.replied_at > t.deadline)",
+        KpiFlag::Solved => "t.solved = 1",
+        KpiFlag::Unsolved => "t.solved = 0",
+        KpiFlag::Closed => "t.status = 'closed'",
+        KpiFlag::Rated => "t.satisfaction IS NOT NULL",
+        KpiFlag::Satisfied => "t.satisfaction IN ('very_satisfied', 'satisfied')",
+        KpiFlag::Repeat => "t.repeat_count > 0",
+        KpiFlag::Rejected => "(t.flags & 1) <> 0",
+        KpiFlag::Returned => "(t.flags & 2) <> 0",
+        KpiFlag::Redispatched => "(t.flags & 4) <> 0",
+        KpiFlag::Overdue => "(t.flags & 8) <> 0",
+    }
+}
+
+impl Builder {
+    /// The KPI statement: one row per group with [`crate::KpiRow`]'s counts, in its field order.
+    pub fn kpi_statement(&mut self, filter_q: &TicketQuery, group: KpiGroup) -> String {
+        let filter = self.ticket_filter(filter_q);
+        let pg = self.dialect == Dialect::Postgres;
+        let local = |fmt_sqlite: &str, fmt_pg: &str| {
+            if pg {
+                format!("to_char(t.created_at AT TIME ZONE 'Asia/Shanghai', '{fmt_pg}')")
+            } else {
+                format!("strftime('{fmt_sqlite}', t.created_at / 1000, 'unixepoch', '+8 hours')")
+            }
+        };
+        let key = match group {
+            KpiGroup::All => "'all'".to_string(),
+            KpiGroup::Process => "t.process".into(),
+            KpiGroup::Province => "t.province".into(),
+            KpiGroup::City => "t.city".into(),
+            KpiGroup::Category if pg => "split_part(t.category, '/', 1)".into(),
+            KpiGroup::Category => {
+                "CASE WHEN instr(t.category, '/') > 0 THEN substr(t.category, 1, instr(t.category, '/') - 1) ELSE t.category END"
+                    .into()
+            }
+            KpiGroup::Source => "t.complaint_source".into(),
+            KpiGroup::Department => "d.dept".into(),
+            KpiGroup::Day => local("%Y-%m-%d", "YYYY-MM-DD"),
+            // The Monday the week starts on.
+            KpiGroup::Week if pg => {
+                "to_char(date_trunc('week', t.created_at AT TIME ZONE 'Asia/Shanghai'), 'YYYY-MM-DD')".into()
+            }
+            KpiGroup::Week => {
+                "date(t.created_at / 1000, 'unixepoch', '+8 hours', 'weekday 0', '-6 days')".into()
+            }
+            KpiGroup::Month => local("%Y-%m", "YYYY-MM"),
+        };
+        let join = if group == KpiGroup::Department {
+            " JOIN (SELECT DISTINCT a.ticket_id, u.org AS dept FROM ticket_users a JOIN users u ON u.id = a.user_id \
+             WHERE a.relation = 'actor') d ON d.ticket_id = t.id"
+        } else {
+            ""
+        };
+        let secs = if pg {
+            "EXTRACT(EPOCH FROM (t.replied_at - t.created_at))"
+        } else {
+            "(t.replied_at - t.created_at) / 1000"
+        };
+        let count = |c: &str| format!("CAST(COALESCE(SUM(CASE WHEN {c} THEN 1 ELSE 0 END), 0) AS BIGINT)");
+        let cols = [
+            "CAST(COUNT(*) AS BIGINT)".to_string(),
+            count(kpi_condition(KpiFlag::Replied)),
+            count(kpi_condition(KpiFlag::OnTime)),
+            format!("CAST(COALESCE(SUM(CASE WHEN t.replied_at IS NOT NULL THEN {secs} ELSE 0 END), 0) AS BIGINT)"),
+            count("t.solved IS NOT NULL"),
+            count(kpi_condition(KpiFlag::Solved)),
+            count(kpi_condition(KpiFlag::Closed)),
+            count(kpi_condition(KpiFlag::Rated)),
+            count(kpi_condition(KpiFlag::Satisfied)),
+            count(kpi_condition(KpiFlag::Repeat)),
+            count(kpi_condition(KpiFlag::Rejected)),
+            count(kpi_condition(KpiFlag::Returned)),
+            count(kpi_condition(KpiFlag::Redispatched)),
+            count(kpi_condition(KpiFlag::Overdue)),
+        ]
+        .join(", ");
+        format!("SELECT {key} AS k, {cols} FROM tickets t{join} WHERE {filter} GROUP BY k ORDER BY k")
     }
 }

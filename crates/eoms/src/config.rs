@@ -85,6 +85,15 @@ secure_cookies = false
 log_format = "text"
 # How often a node re-reads configuration other nodes may have changed, in seconds.
 reload_seconds = 10
+# Repeat complaints (a KPI; flagged on the ticket): an earlier complaint within this many days,
+# by the same subscriber ("msisdn") or the same subscriber about the same category ("msisdn_category").
+repeat_window_days = 30
+repeat_key = "msisdn"
+
+# Subscribers per region (org unit id = count), for complaints per 10,000 subscribers (万投比).
+[server.subscribers]
+# "sd" = 62000000
+# "sd.jn" = 8500000
 "#;
 
 pub enum Backend {

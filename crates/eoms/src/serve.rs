@@ -49,7 +49,11 @@ pub fn serve(cfg: &Config, demo: bool, css_sim: bool) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
-        let app = App::open(store, cfg.server.clone(), clock, cfg.data_dir.clone()).await?;
+        let mut server = cfg.server.clone();
+        if demo && server.subscribers.is_empty() {
+            server.subscribers = eoms_server::demo::subscribers();
+        }
+        let app = App::open(store, server, clock, cfg.data_dir.clone()).await?;
         if css_sim {
             start_css_sim(&cfg.server.listen).await?;
         }

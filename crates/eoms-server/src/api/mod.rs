@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod export;
 pub mod lists;
 pub mod me;
+pub mod stats;
 pub mod tickets;
 
 use crate::App;
@@ -157,6 +158,12 @@ pub fn routes() -> Vec<Route> {
         r!(post "/api/v1/notifications/read", "markNotificationsRead", "lists", "Mark notifications read (these ids, or all)",
             auth: true, params: &[], query: None, body: Json(schema::<lists::MarkRead>), ok: (200, Json(schema::<lists::Marked>)),
             errors: &[400, 422], lists::mark_read),
+        r!(get "/api/v1/kpis", "kpis", "statistics", "The complaint KPIs (docs/KPIS.md) over the caller's data scope, grouped by region, category, source, department, process or period",
+            auth: true, params: &[], query: Some(root_schema::<stats::KpiParams>), body: Doc::None,
+            ok: (200, Json(schema::<stats::KpiReport>)), errors: &[400, 403], stats::kpis),
+        r!(get "/api/v1/kpis/export", "exportKpis", "statistics", "The KPI table as XLSX (default) or CSV",
+            auth: true, params: &[], query: Some(root_schema::<stats::KpiExportParams>), body: Doc::None, ok: (200, Export),
+            errors: &[400, 403], stats::export),
         r!(get "/api/v1/admin/users", "listUsers", "admin", "Users with their roles, state and lock-out",
             auth: true, params: &[], query: None, body: Doc::None, ok: (200, Json(schema::<Vec<admin::UserView>>)), errors: &[403], admin::users),
         r!(post "/api/v1/admin/users", "createUser", "admin", "Create a user (audited)",

@@ -223,6 +223,11 @@ pub struct QueryParams {
     pub created_to: Option<String>,
     /// Only tickets past their deadline and not ended.
     pub overdue: Option<bool>,
+    /// Only the tickets a KPI counts (replied, on_time, late, solved, unsolved, closed, rated,
+    /// satisfied, repeat, rejected, returned, redispatched, overdue): the drill-down from a statistic.
+    pub kpi: Option<String>,
+    /// Only tickets staff of this department acted on.
+    pub department: Option<String>,
     /// created_at (default), deadline, sheet_no or status.
     pub sort: Option<String>,
     /// desc (default) or asc.
@@ -283,6 +288,13 @@ pub fn build_query(c: &Caller, p: &QueryParams, now: Timestamp) -> ApiResult<Tic
         return Err(ApiError::bad_param("created_to", "结束时间早于开始时间", "created_to is before created_from"));
     }
     q.overdue_at = p.overdue.unwrap_or(false).then_some(now);
+    q.kpi = match text_param("kpi", &p.kpi)? {
+        None => None,
+        Some(k) => Some(eoms_store::KpiFlag::parse(&k).ok_or_else(|| {
+            ApiError::bad_param("kpi", format!("没有统计项“{k}”"), format!("no KPI condition '{k}'"))
+        })?),
+    };
+    q.actor_org = text_param("department", &p.department)?.map(OrgUnitId::new);
     q.sort = match p.sort.as_deref() {
         None | Some("created_at") => SortBy::CreatedAt,
         Some("deadline") => SortBy::Deadline,

@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod lists;
 pub mod query;
+pub mod stats;
 pub mod ticket;
 
 use crate::App;
@@ -52,6 +53,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/done", get(lists::done))
         .route("/notifications", get(lists::notifications))
         .route("/notifications/read", post(lists::mark_read))
+        .route("/stats", get(stats::page))
         .route("/query", get(query::page))
         .route("/query/saved", post(query::save))
         .route("/query/saved/delete", post(query::delete))
@@ -286,6 +288,7 @@ pub fn layout(p: &Page, title: &str, active: &str, body: Markup) -> Markup {
                             (nav("/todo", "todo", p.t("待办", "To-do")))
                             (nav("/done", "done", p.t("已办", "Done")))
                             @if c.can(Permission::Query) { (nav("/query", "query", p.t("查询", "Query"))) }
+                            @if c.can(Permission::Statistics) { (nav("/stats", "stats", p.t("统计", "Statistics"))) }
                             @if c.can(Permission::CreateTicket) {
                                 @for key in c.world.processes.keys() {
                                     (nav(&format!("/new/{key}"), &format!("new:{key}"),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 const STATUSES: [&str; 6] = ["open", "returned", "replied", "closed", "cancelled", "voided"];
 /// The conditions a query string may carry (anything else is dropped, not passed on).
-const CONDITIONS: [&str; 16] = [
+const CONDITIONS: [&str; 18] = [
     "sheet_no",
     "css_serial_no",
     "msisdn",
@@ -35,6 +35,8 @@ const CONDITIONS: [&str; 16] = [
     "overdue",
     "sort",
     "order",
+    "kpi",
+    "department",
 ];
 
 type Pairs = Vec<(String, String)>;
@@ -84,6 +86,8 @@ fn params(q: &Pairs) -> Result<QueryParams, Fail> {
         overdue: (get(q, "overdue") == "true").then_some(true),
         sort: opt(q, "sort"),
         order: opt(q, "order"),
+        kpi: opt(q, "kpi"),
+        department: opt(q, "department"),
         limit: Some(50),
         offset: offset_of(&opt(q, "offset"))?,
     })
@@ -193,6 +197,15 @@ fn form_markup(p: &Page, q: &Pairs, error: Option<&ApiError>) -> Markup {
                     select name="order" aria-label=(p.t("顺序", "Order")) {
                         option value="desc" selected[sel("order", "desc")] { (p.t("降序", "Descending")) }
                         option value="asc" selected[sel("order", "asc")] { (p.t("升序", "Ascending")) }
+                    }
+                }
+            }
+            @if !get(q, "kpi").is_empty() || !get(q, "department").is_empty() {
+                p.drill {
+                    (p.t("统计下钻：", "From the statistics: "))
+                    @if !get(q, "kpi").is_empty() { code { (get(q, "kpi")) } " " input type="hidden" name="kpi" value=(get(q, "kpi")); }
+                    @if !get(q, "department").is_empty() {
+                        (unit_name(c, p.lang, get(q, "department"))) input type="hidden" name="department" value=(get(q, "department"));
                     }
                 }
             }

@@ -396,6 +396,8 @@ async fn render(
     let span_name = d
         .and_then(|d| d.spans.iter().find(|s| s.key.as_str() == v.span))
         .map_or_else(|| v.span.clone(), |s| s.name.get(p.lang).to_string());
+    // A repeat complaint: the same rule as at creation, shown to whoever handles it.
+    let repeats = app.earlier_complaints(t).await?;
     let has_msisdn = t.fields.iter().any(|(_, x)| matches!(x, eoms_domain::value::Value::Msisdn(_)));
     let done_name = done.map(|a| {
         if a == "created" {
@@ -414,6 +416,11 @@ async fn render(
                 span.badge { (span_name) }
                 @if v.overdue { span.badge.overdue { (p.t("已超时", "Overdue")) } }
                 @if v.suspended { span.badge.warning { (p.t("挂起中", "Suspended")) } }
+                @if repeats > 0 {
+                    span.badge.overdue #repeat-badge {
+                        (p.t("重复投诉：", "Repeat complaint: ")) (repeats) (p.t(" 次（", " earlier (")) (app.cfg.repeat_window_days) (p.t(" 天内）", " days)"))
+                    }
+                }
             }
         }
         dl.facts {

@@ -181,6 +181,14 @@ fn a_mobile_complaint_from_creation_to_close_in_the_console() {
     b.go(&format!("{base}/query?run=1"));
     assert_eq!(b.text("#result-total"), "1");
     b.screenshot("query");
+    b.go(&format!("{base}/stats?group_by=city"));
+    assert_eq!(b.text("#kpi-volume"), "1");
+    assert!(b.text("#kpi-table").contains("济南"));
+    b.click("#kpi-table tbody tr:first-child td:nth-child(2) a");
+    b.wait_for("the tickets behind the number", |b| b.url().contains("/query"));
+    assert_eq!(b.text("#result-total"), "1", "the drill-down finds the ticket");
+    b.go(&format!("{base}/stats?group_by=city"));
+    b.screenshot("dashboard");
     b.go(&format!("{base}/admin/org"));
     assert!(b.text("#sub-role-table").contains("济南网优组"));
     b.screenshot("admin-roles");

@@ -152,8 +152,15 @@ impl Browser {
     }
 
     pub fn find(&self, css: &str) -> String {
-        let v = self.ok("POST", "/element", Some(json!({"using": "css selector", "value": css})));
-        v[ELEMENT].as_str().unwrap().to_string()
+        let v = self.cmd("POST", "/element", Some(json!({"using": "css selector", "value": css})));
+        match v[ELEMENT].as_str() {
+            Some(e) => e.to_string(),
+            None => {
+                let url = self.url();
+                let text = self.body_text();
+                panic!("no element {css} on {url}: {}", text.chars().take(600).collect::<String>())
+            }
+        }
     }
 
     pub fn exists(&self, css: &str) -> bool {
@@ -172,9 +179,14 @@ impl Browser {
         self.ok("POST", &format!("/element/{e}/value"), Some(json!({ "text": text })));
     }
 
+    /// An element's visible text ("" while it is not on the page, e.g. during a navigation).
     pub fn text(&self, css: &str) -> String {
-        let e = self.find(css);
-        self.ok("GET", &format!("/element/{e}/text"), None).as_str().unwrap_or("").to_string()
+        let v = self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", "args": [css]})),
+        );
+        v.as_str().unwrap_or("").to_string()
     }
 
     pub fn displayed(&self, css: &str) -> bool {
