@@ -120,6 +120,7 @@ impl<'a> Drive<'a> {
             timers,
             idempotency: None,
             summary,
+            tmf: None,
         })
     }
 }
