@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// How often a node re-reads the configuration others may have changed (seconds).
     pub reload_seconds: u64,
+    /// TMF621 Trouble Ticket (`[server.tmf]`): service account, process mapping, hub delivery.
+    pub tmf: crate::tmf::config::TmfConfig,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +47,7 @@ impl Default for ServerConfig {
             secure_cookies: false,
             log_format: LogFormat::Text,
             reload_seconds: 10,
+            tmf: Default::default(),
         }
     }
 }
@@ -64,6 +67,6 @@ impl ServerConfig {
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!("listen must be an address like 127.0.0.1:8080, not '{}'", self.listen));
         }
-        Ok(())
+        self.tmf.check()
     }
 }

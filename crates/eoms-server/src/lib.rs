@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod ops;
 pub mod store;
 pub mod timers;
+pub mod tmf;
 pub mod view;
 
 use crate::clock::Clock;
@@ -131,6 +132,19 @@ impl App {
         d: eoms_domain::Decision,
         idem: Option<eoms_store::Idempotency>,
     ) -> Result<eoms_store::Committed, StorageError> {
+        self.commit_decision_with(world, before, d, idem, tmf::Change::default()).await
+    }
+
+    /// As [`App::commit_decision`], with what a TMF621 call adds (the ticket's TMF document);
+    /// every commit also queues the TMF621 hub's events for the change, in the same write.
+    pub async fn commit_decision_with(
+        &self,
+        world: &World,
+        before: Option<&eoms_domain::Ticket>,
+        d: eoms_domain::Decision,
+        idem: Option<eoms_store::Idempotency>,
+        tmf: tmf::Change,
+    ) -> Result<eoms_store::Committed, StorageError> {
         let process = d.state.process.to_string();
         let actions: Vec<String> = d
             .events
@@ -140,7 +154,8 @@ impl App {
             )
             .collect();
         let warn = world.definition(&process, d.state.version).map_or(20, |p| p.limits.warn_percent);
-        let write = eoms_store::TicketWrite::from_decision_warned(before, d, &world.org, idem, warn)?;
+        let mut write = eoms_store::TicketWrite::from_decision_warned(before, d, &world.org, idem, warn)?;
+        tmf::hub::plan(self, world, before, &mut write, tmf).await?;
         let committed = self.store.commit(write).await?;
         if matches!(committed, eoms_store::Committed::Written { .. }) {
             for a in &actions {
@@ -214,11 +229,13 @@ pub async fn serve(
     let delivery = tokio::spawn(css::deliver::run(app.clone()));
     let timers = tokio::spawn(timers::run(app.clone()));
     let notifications = tokio::spawn(notify::run(app.clone()));
+    let tmf_delivery = tokio::spawn(tmf::deliver::run(app.clone()));
     let r = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await;
     reload.abort();
     delivery.abort();
     timers.abort();
     notifications.abort();
+    tmf_delivery.abort();
     r
 }
 
