@@ -1171,7 +1171,7 @@ impl Store for PgStore {
                 callback: r.get(1),
                 query: r.get(2),
                 version: r.get(3),
-                owner: UserId::new(&r.get::<_, String>(4)),
+                owner: UserId::new(r.get::<_, String>(4)),
                 created_at: r.get(5),
             })
             .collect())

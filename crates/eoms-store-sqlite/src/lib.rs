@@ -617,7 +617,7 @@ impl Store for SqliteStore {
                         callback: r.get(1)?,
                         query: r.get(2)?,
                         version: r.get(3)?,
-                        owner: UserId::new(&r.get::<_, String>(4)?),
+                        owner: UserId::new(r.get::<_, String>(4)?),
                         created_at: write::from_ms(r.get(5)?),
                     })
                 })

@@ -14,7 +14,7 @@ use eoms_domain::org::{OrgKind, Permission};
 use eoms_domain::value::{FieldType, Form, Input};
 use eoms_domain::{Ticket, World as EngineWorld, decide};
 use eoms_store::{PageReq, SortBy, Store};
-use eoms_tmf::model::{CLIENT_ATTRIBUTES, SERVER_ATTRIBUTES, canonical, characteristic, patchable};
+use eoms_tmf::model::{CLIENT_ATTRIBUTES, SERVER_ATTRIBUTES, canonical, patchable};
 use eoms_tmf::{TmfError, merge_patch, parse_fields, parse_filters, parse_paging, select};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -71,6 +71,19 @@ fn province_of(org: &eoms_domain::Org, unit: &OrgUnitId) -> Option<OrgUnitId> {
         cur = u.parent.as_ref().and_then(|p| org.unit(p.as_str()));
     }
     None
+}
+
+/// Masks the values of characteristics that name a subscriber-number field of the process.
+fn mask_characteristics(doc: &mut Map<String, Value>, def: Option<&eoms_domain::ProcessDefinition>) {
+    let Some(Value::Array(cs)) = doc.get_mut("troubleTicketCharacteristic") else { return };
+    for ch in cs.iter_mut() {
+        let name = ch.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        if def.and_then(|d| d.field(&name)).is_some_and(|f| matches!(f.ty, FieldType::Msisdn))
+            && let Some(s) = ch.get("value").and_then(Value::as_str)
+        {
+            ch["value"] = json!(crate::access::mask_msisdn(s));
+        }
+    }
 }
 
 pub async fn create(
@@ -139,22 +152,14 @@ pub async fn create(
         }
     }
     // A complaint concerns the caller's own province unless a characteristic says otherwise.
-    if accepts("problem_provinces") && !form.contains_key("problem_provinces") {
-        if let Some(p) = province_of(&world.org, &c.org) {
-            form.insert("problem_provinces".into(), Input::List(vec![Input::Str(p.to_string())]));
-        }
+    if accepts("problem_provinces")
+        && !form.contains_key("problem_provinces")
+        && let Some(p) = province_of(&world.org, &c.org)
+    {
+        form.insert("problem_provinces".into(), Input::List(vec![Input::Str(p.to_string())]));
     }
     // The document keeps subscriber numbers masked; the ticket has them in full.
-    if let Some(Value::Array(cs)) = doc.get_mut("troubleTicketCharacteristic") {
-        for ch in cs.iter_mut() {
-            let name = ch.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-            if def.field(&name).is_some_and(|f| matches!(f.ty, FieldType::Msisdn)) {
-                if let Some(s) = ch.get("value").and_then(Value::as_str) {
-                    ch["value"] = json!(crate::access::mask_msisdn(s));
-                }
-            }
-        }
-    }
+    mask_characteristics(&mut doc, Some(&def));
     let id = app.next_ticket_id().await?;
     let new = NewTicket { id, sheet_no: sheet_no(id, now).into(), form };
     let d = eoms_domain::create(EngineWorld { def: &def, org: &world.org }, &c.user, &new, now)?;
@@ -306,18 +311,7 @@ pub async fn patch(
         };
     }
     // Keep characteristics' subscriber numbers masked, as on create.
-    if let Some(Value::Array(cs)) = doc.get_mut("troubleTicketCharacteristic") {
-        let def = world.definition(t.process.as_str(), t.version).cloned();
-        for ch in cs.iter_mut() {
-            let name = ch.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-            if def.as_ref().and_then(|d| d.field(&name)).is_some_and(|f| matches!(f.ty, FieldType::Msisdn)) {
-                if let Some(s) = ch.get("value").and_then(Value::as_str) {
-                    ch["value"] = json!(crate::access::mask_msisdn(s));
-                }
-            }
-        }
-    }
-    let _ = characteristic;
+    mask_characteristics(&mut doc, world.definition(t.process.as_str(), t.version).map(|d| d.as_ref()));
     let reason = p.get("statusChangeReason").and_then(Value::as_str).unwrap_or("cancelled through TMF621").to_string();
     let wanted = match p.get("status") {
         None | Some(Value::Null) => None,
