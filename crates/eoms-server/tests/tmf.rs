@@ -331,7 +331,7 @@ async fn listener(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Value>>>) {
 
 async fn tmf_rows(t: &TestApp, id: &str) -> Vec<eoms_store::OutboxRow> {
     let id = TicketId(id.parse().unwrap());
-    t.app.store.outbox(id).await.unwrap().into_iter().filter(|o| o.channel == "tmf").collect()
+    t.app.store.outbox(id).await.unwrap().into_iter().filter(|o| o.channel.starts_with("tmf:")).collect()
 }
 
 #[tokio::test]
@@ -429,4 +429,36 @@ async fn a_listener_only_hears_what_its_query_and_scope_allow() {
         "the matching listener; not the other province's"
     );
     assert!(tmf_rows(&t, low["id"].as_str().unwrap()).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_listener_holds_up_only_itself() {
+    let mut cfg = ServerConfig::default();
+    cfg.tmf.max_attempts = 2;
+    let t = TestApp::with_config(cfg).await;
+    let (down, _) = listener(vec![500; 100]).await;
+    let (up, got) = listener(vec![]).await;
+    for url in [&down, &up] {
+        let r = tmf(&t, "sd_applicant", Method::POST, &format!("{V4}/hub"), Some(json!({"callback": url}))).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let id = create(&t, "sd_applicant", V4, ticket("device", "High")).await["id"].as_str().unwrap().to_string();
+    let r =
+        tmf(&t, "sd_applicant", Method::PATCH, &format!("{V4}/troubleTicket/{id}"), Some(json!({"severity": "Low"})))
+            .await;
+    assert_eq!(r.status, StatusCode::OK);
+    for _ in 0..4 {
+        eoms_server::tmf::deliver::pass(&t.app).await;
+        t.advance(TimeDelta::minutes(1));
+    }
+    let kinds: Vec<String> = got.lock().unwrap().iter().map(|e| e["eventType"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, vec!["TroubleTicketCreateEvent", "TroubleTicketAttributeValueChangeEvent"]);
+    let rows = tmf_rows(&t, &id).await;
+    let dead: Vec<_> = rows.iter().filter(|r| r.status == OutboxStatus::Dead).collect();
+    assert_eq!(dead.len(), 1, "the failing listener's first event is dead-lettered after 2 attempts");
+    assert_eq!(dead[0].attempts, 2);
+    assert_eq!(rows.iter().filter(|r| r.status == OutboxStatus::Pending).count(), 1, "its next event waits behind it");
+    // Admins see the dead letter (and may put it back in line).
+    let r = t.get("admin", "/api/v1/admin/outbox?status=dead").await;
+    assert!(r.text().contains(&dead[0].message_id), "{}", r.text());
 }

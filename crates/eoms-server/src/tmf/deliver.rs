@@ -1,14 +1,16 @@
-//! Delivery of the hub's events: the outbox rows of channel `tmf`, oldest first per ticket (the
-//! store hands out only the next one of each ticket, so a ticket's events never overtake each
-//! other), POSTed as JSON to the listener's callback. A 2xx answer delivers; anything else is
+//! Delivery of the hub's events: the outbox rows of each listener's channel (`tmf:{listener}`),
+//! oldest first per ticket (the store hands out only the next one of each ticket and channel, so
+//! a ticket's events never overtake each other, and a failing listener holds up only itself),
+//! POSTed as JSON to the listener's callback. A 2xx answer delivers; anything else is
 //! retried with exponential backoff (5 s doubling, at most 30 minutes) and dead-lettered after
 //! `[server.tmf] max_attempts` (kept, never deleted; admins retry them). Every event carries a
 //! stable `eventId` (also in the `X-Event-Id` header) for the listener to drop duplicates.
-//! Events of a listener that was removed meanwhile are dropped.
+//! The events still waiting for a listener that is removed are dropped (marked delivered).
 
 use crate::App;
 use crate::css::deliver::backoff;
 use axum::body::Bytes;
+use chrono::TimeDelta;
 use eoms_store::{OutboxRow, Store};
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;
@@ -40,30 +42,24 @@ pub async fn post_json(url: &str, body: String, event_id: &str, timeout: Duratio
     tokio::time::timeout(timeout, exchange).await.map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
 }
 
-async fn deliver(app: &App, row: OutboxRow, listeners: &[eoms_store::TmfListener]) {
+async fn deliver(app: &App, row: OutboxRow, l: &eoms_store::TmfListener) {
     let now = app.clock.now();
-    let listener = row.payload["listener"].as_str().unwrap_or_default();
-    let recorded = match listeners.iter().find(|l| l.id == listener) {
-        None => app.store.outbox_delivered(row.id, now).await, // unsubscribed: nothing to deliver to
-        Some(l) => {
-            let body = row.payload["event"].to_string();
-            let timeout = Duration::from_secs(app.cfg.tmf.timeout_seconds.max(1));
-            let outcome = match post_json(&l.callback, body, &row.message_id, timeout).await {
-                Ok(s) if (200..300).contains(&s) => Ok(()),
-                Ok(s) => Err(format!("the listener answered HTTP {s}")),
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(()) => app.store.outbox_delivered(row.id, now).await,
-                Err(why) => {
-                    let failures = row.attempts + 1;
-                    let dead = failures >= app.cfg.tmf.max_attempts;
-                    if dead {
-                        crate::ops::log_event("warn", "tmf", &[("dead_letter", &row.message_id), ("cause", &why)]);
-                    }
-                    app.store.outbox_failed(row.id, &why, now + backoff(failures), dead).await
-                }
+    let body = row.payload["event"].to_string();
+    let timeout = Duration::from_secs(app.cfg.tmf.timeout_seconds.max(1));
+    let outcome = match post_json(&l.callback, body, &row.message_id, timeout).await {
+        Ok(s) if (200..300).contains(&s) => Ok(()),
+        Ok(s) => Err(format!("the listener answered HTTP {s}")),
+        Err(e) => Err(e),
+    };
+    let recorded = match outcome {
+        Ok(()) => app.store.outbox_delivered(row.id, now).await,
+        Err(why) => {
+            let failures = row.attempts + 1;
+            let dead = failures >= app.cfg.tmf.max_attempts;
+            if dead {
+                crate::ops::log_event("warn", "tmf", &[("dead_letter", &row.message_id), ("cause", &why)]);
             }
+            app.store.outbox_failed(row.id, &why, now + backoff(failures), dead).await
         }
     };
     if let Err(e) = recorded {
@@ -71,29 +67,43 @@ async fn deliver(app: &App, row: OutboxRow, listeners: &[eoms_store::TmfListener
     }
 }
 
-/// Claims and delivers due hub events once; returns how many it handled.
+/// Claims and delivers due hub events once, for every listener; returns how many it handled.
 pub async fn pass(app: &App) -> usize {
-    let now = app.clock.now();
-    let rows = match app.store.claim_outbox(&app.node, super::hub::CHANNEL, now, 120, 64).await {
-        Ok(rows) => rows,
+    let listeners = match app.store.tmf_listeners().await {
+        Ok(l) => l,
         Err(e) => {
             crate::ops::log_event("warn", "tmf", &[("cause", &e.to_string())]);
             return 0;
         }
     };
-    if rows.is_empty() {
-        return 0;
-    }
-    let listeners = match app.store.tmf_listeners().await {
-        Ok(l) => l,
-        Err(e) => {
-            crate::ops::log_event("warn", "tmf", &[("cause", &e.to_string())]);
-            return 0; // the leases run out and the rows come back
+    let now = app.clock.now();
+    let mut n = 0;
+    for l in &listeners {
+        match app.store.claim_outbox(&app.node, &super::hub::channel(&l.id), now, 120, 64).await {
+            Ok(rows) => {
+                n += rows.len();
+                futures_util::future::join_all(rows.into_iter().map(|r| deliver(app, r, l))).await;
+            }
+            Err(e) => crate::ops::log_event("warn", "tmf", &[("cause", &e.to_string())]),
         }
-    };
-    let n = rows.len();
-    futures_util::future::join_all(rows.into_iter().map(|r| deliver(app, r, &listeners))).await;
+    }
     n
+}
+
+/// Drops the events still waiting for a removed listener (marks them delivered: there is no one
+/// to deliver them to). Pending ones only; dead letters stay for admins to see.
+pub async fn drop_pending(app: &App, listener: &str) -> Result<(), eoms_store::StorageError> {
+    let channel = super::hub::channel(listener);
+    loop {
+        let now = app.clock.now();
+        let rows = app.store.claim_outbox(&app.node, &channel, now + TimeDelta::days(3650), 60, 500).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for r in rows {
+            app.store.outbox_delivered(r.id, now).await?;
+        }
+    }
 }
 
 /// Runs delivery until the app stops: at once while there is work, every 500 ms otherwise.

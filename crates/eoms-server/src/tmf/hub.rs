@@ -1,5 +1,5 @@
 //! The hub: `POST /hub` registers a listener (callback URL and query), `DELETE /hub/{id}`
-//! removes it. Events are planned here, as outbox rows of channel `tmf` — one per listener whose
+//! removes it. Events are planned here, as outbox rows of channel `tmf:{listener}` — one per listener whose
 //! query matches and whose owner may see the ticket — and written in the same transaction as the
 //! change they report ([`plan`] for engine decisions, [`save_document`] for a document-only
 //! PATCH); `deliver` posts them.
@@ -18,7 +18,11 @@ use eoms_tmf::{Facts, TmfError, Version};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-pub const CHANNEL: &str = "tmf";
+/// The outbox channel of a listener's events: one channel per listener, so that each listener
+/// gets a ticket's events in order and one that fails holds up only itself.
+pub fn channel(listener: &str) -> String {
+    format!("tmf:{listener}")
+}
 
 struct Side<'a> {
     ticket: &'a Ticket,
@@ -52,7 +56,7 @@ async fn events(
         for (i, ty) in wanted {
             let message_id = format!("{base_id}-{i}-{}", l.id);
             out.push(NewOutbox {
-                channel: CHANNEL.into(),
+                channel: channel(&l.id),
                 kind: ty.into(),
                 message_id: message_id.clone(),
                 payload: json!({
@@ -187,5 +191,6 @@ pub async fn unregister(
     version(&ver)?;
     let l = own_listener(&app, &c, &id).await?;
     app.store.delete_tmf_listener(&l.id).await?;
+    super::deliver::drop_pending(&app, &l.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
