@@ -338,12 +338,14 @@ async fn tmf_rows(t: &TestApp, id: &str) -> Vec<eoms_store::OutboxRow> {
 async fn hub_events_reach_a_listener_that_fails_then_recovers_in_order() {
     let t = TestApp::new().await;
     let (url, got) = listener(vec![500, 503]).await;
+    let r = tmf(&t, "sd_applicant", Method::POST, &format!("{V5}/hub"), Some(json!({"callback": url}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "only system accounts and admins register listeners");
     let r =
-        tmf(&t, "sd_applicant", Method::POST, &format!("{V5}/hub"), Some(json!({"callback": url, "query": ""}))).await;
+        tmf(&t, "sd_css_system", Method::POST, &format!("{V5}/hub"), Some(json!({"callback": url, "query": ""}))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let hub = r.json()["id"].as_str().unwrap().to_string();
     for bad in [json!({}), json!({"callback": "ftp://x"}), json!({"callback": url, "query": "eventType=Nope"})] {
-        let r = tmf(&t, "sd_applicant", Method::POST, &format!("{V5}/hub"), Some(bad.clone())).await;
+        let r = tmf(&t, "sd_css_system", Method::POST, &format!("{V5}/hub"), Some(bad.clone())).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
     }
 
@@ -405,7 +407,7 @@ async fn hub_events_reach_a_listener_that_fails_then_recovers_in_order() {
     // Unregistered: no more events (and another user cannot remove someone's listener).
     let r = tmf(&t, "gd_dispatcher", Method::DELETE, &format!("{V5}/hub/{hub}"), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = tmf(&t, "sd_applicant", Method::DELETE, &format!("{V5}/hub/{hub}"), None).await;
+    let r = tmf(&t, "sd_css_system", Method::DELETE, &format!("{V5}/hub/{hub}"), None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let c = create(&t, "sd_applicant", V4, ticket("device", "High")).await;
     assert!(tmf_rows(&t, c["id"].as_str().unwrap()).await.is_empty());
@@ -416,9 +418,9 @@ async fn a_listener_only_hears_what_its_query_and_scope_allow() {
     let t = TestApp::new().await;
     let (url, _) = listener(vec![]).await;
     let q = json!({"callback": url, "query": "eventType=TroubleTicketCreateEvent&severity=High"});
-    assert_eq!(tmf(&t, "sd_applicant", Method::POST, &format!("{V4}/hub"), Some(q)).await.status, StatusCode::CREATED);
+    assert_eq!(tmf(&t, "sd_css_system", Method::POST, &format!("{V4}/hub"), Some(q)).await.status, StatusCode::CREATED);
     assert_eq!(
-        tmf(&t, "gd_dispatcher", Method::POST, &format!("{V4}/hub/"), Some(json!({"callback": url}))).await.status,
+        tmf(&t, "gd_css_system", Method::POST, &format!("{V4}/hub/"), Some(json!({"callback": url}))).await.status,
         StatusCode::CREATED
     );
     let high = create(&t, "sd_applicant", V4, ticket("device", "High")).await;
@@ -439,7 +441,7 @@ async fn a_failing_listener_holds_up_only_itself() {
     let (down, _) = listener(vec![500; 100]).await;
     let (up, got) = listener(vec![]).await;
     for url in [&down, &up] {
-        let r = tmf(&t, "sd_applicant", Method::POST, &format!("{V4}/hub"), Some(json!({"callback": url}))).await;
+        let r = tmf(&t, "admin", Method::POST, &format!("{V4}/hub"), Some(json!({"callback": url}))).await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
     let id = create(&t, "sd_applicant", V4, ticket("device", "High")).await["id"].as_str().unwrap().to_string();

@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eoms_domain::Ticket;
 use eoms_domain::definition::TicketStatus;
+use eoms_domain::org::Permission;
 use eoms_store::{NewOutbox, StorageError, Store, TicketWrite, TmfListener};
 use eoms_tmf::event::{envelope, events_of, parse_query};
 use eoms_tmf::{Facts, TmfError, Version};
@@ -26,6 +27,8 @@ pub fn channel(listener: &str) -> String {
 
 struct Side<'a> {
     ticket: &'a Ticket,
+    /// The projection the store will index (for a decision's new state).
+    summary: Option<&'a eoms_store::Summary>,
     facts: Facts,
     doc: Map<String, Value>,
 }
@@ -50,7 +53,9 @@ async fn events(
         let after_rep = eoms_tmf::represent(v, &after.facts, &after.doc);
         let types = events_of(before_rep.as_ref(), &after_rep, returned, deleted);
         let wanted: Vec<_> = types.into_iter().enumerate().filter(|(_, ty)| query.wants(ty, &after_rep)).collect();
-        if wanted.is_empty() || !sees(app, &l.owner, before.as_ref().map(|b| b.ticket), after.ticket).await? {
+        if wanted.is_empty()
+            || !sees(app, &l.owner, before.as_ref().map(|b| b.ticket), after.ticket, after.summary).await?
+        {
             continue;
         }
         for (i, ty) in wanted {
@@ -93,9 +98,10 @@ pub async fn plan(
         Some(_) => app.store.history(t.id).await?,
         None => Vec::new(),
     };
-    let before_side = before.map(|b| Side { ticket: b, facts: facts(world, b, &history), doc: old_doc });
+    let before_side = before.map(|b| Side { ticket: b, summary: None, facts: facts(world, b, &history), doc: old_doc });
     history.extend(write.events.iter().cloned());
-    let after = Side { ticket: &t, facts: facts(world, &t, &history), doc: new_doc };
+    let summary = write.summary.clone();
+    let after = Side { ticket: &t, summary: Some(&summary), facts: facts(world, &t, &history), doc: new_doc };
     let base = format!("tmf-{}-{}", t.id.0, t.seq);
     let rows = events(app, &listeners, before_side, after, change.deleted, &base).await?;
     write.outbox.extend(rows);
@@ -111,8 +117,8 @@ pub async fn save_document(app: &App, world: &World, t: &Ticket, doc: Value) -> 
     let rows = if listeners.is_empty() {
         Vec::new()
     } else {
-        let before = Side { ticket: t, facts: f.clone(), doc: old_doc };
-        let after = Side { ticket: t, facts: f, doc: doc_map(Some(doc.clone())) };
+        let before = Side { ticket: t, summary: None, facts: f.clone(), doc: old_doc };
+        let after = Side { ticket: t, summary: None, facts: f, doc: doc_map(Some(doc.clone())) };
         let base = format!("tmf-{}-{}-p{}", t.id.0, t.seq, crate::auth::random_hex(6));
         events(app, &listeners, Some(before), after, false, &base).await?
     };
@@ -134,6 +140,16 @@ pub async fn register(
     body: Bytes,
 ) -> TmfResult<Response> {
     let v = version(&ver)?;
+    // A callback makes eoms send requests to any address it names: only system (interface)
+    // accounts and admins may register one.
+    if !(c.can(Permission::Interface) || c.can(Permission::Configure)) {
+        return Err(TmfErr(TmfError::new(
+            403,
+            "forbidden",
+            "Forbidden",
+            "registering a listener needs the interface or configure permission",
+        )));
+    }
     let b: Value = serde_json::from_slice(&body)
         .map_err(|e| TmfErr(TmfError::bad_request("invalid_json", format!("the body is not JSON: {e}"))))?;
     let callback = match b.get("callback") {
@@ -164,7 +180,7 @@ pub async fn register(
 }
 
 async fn own_listener(app: &App, c: &TmfCaller, id: &str) -> TmfResult<TmfListener> {
-    let admin = c.can(eoms_domain::org::Permission::Configure);
+    let admin = c.can(Permission::Configure);
     app.store
         .tmf_listeners()
         .await?

@@ -245,13 +245,32 @@ pub async fn representation(app: &App, world: &World, v: Version, t: &Ticket) ->
     Ok(eoms_tmf::represent(v, &facts(world, t, &history), &doc))
 }
 
-/// Whether `user` may see the ticket (the rule of [`crate::access::in_scope`]); `before` is the
-/// stored ticket (none for a new one, which only its creator's and all-seeing users see until
-/// it is written).
-pub async fn sees(app: &App, user: &UserId, before: Option<&Ticket>, after: &Ticket) -> Result<bool, StorageError> {
+/// Whether `user` may see the ticket after a change — the rule of [`crate::access::in_scope`]:
+/// all-seeing, involved, or in their data scope, judged on the new ticket's projection
+/// (`summary`, as the store will index it) or, failing that, on the stored ticket (`before`).
+pub async fn sees(
+    app: &App,
+    user: &UserId,
+    before: Option<&Ticket>,
+    after: &Ticket,
+    summary: Option<&eoms_store::Summary>,
+) -> Result<bool, StorageError> {
     let Some(c) = caller_for(app.world(), user, CredentialKind::ApiToken, String::new()) else { return Ok(false) };
     if c.scope == eoms_domain::org::DataScope::All || involved(&c, after) {
         return Ok(true);
+    }
+    if let Some(s) = summary {
+        let fits = match c.store_scope() {
+            eoms_store::Scope::All => true,
+            eoms_store::Scope::Subtree(units) => s.orgs.iter().any(|(_, o)| units.contains(o)),
+            eoms_store::Scope::Department(units) => {
+                units.contains(&after.creator_org) || after.tasks.iter().any(|k| units.contains(&k.org))
+            }
+            eoms_store::Scope::Own(u) => s.users.iter().any(|(_, x)| *x == u),
+        };
+        if fits || s.users.iter().any(|(_, x)| *x == c.user) {
+            return Ok(true);
+        }
     }
     match before {
         Some(b) => Ok(crate::access::in_scope(app, &c, b).await.unwrap_or(false)),
