@@ -209,6 +209,8 @@ async fn lists_filter_select_and_page_with_count_headers() {
     let r = tmf(&t, "sd_applicant", Method::GET, &format!("{V4}/troubleTicket"), None).await;
     assert_eq!((header(&r, "x-total-count"), header(&r, "x-result-count")), ("5".into(), "5".into()));
     assert_eq!(r.json()[0]["id"], ids[4], "newest first");
+    let r = tmf(&t, "sd_applicant", Method::GET, &format!("{V4}/troubleTicket?limit=1000&offset=4"), None).await;
+    assert_eq!((r.status, header(&r, "x-result-count")), (StatusCode::OK, "1".into()));
     let r = tmf(&t, "sd_applicant", Method::GET, &format!("{V4}/troubleTicket?offset=1&limit=2"), None).await;
     assert_eq!((header(&r, "x-total-count"), header(&r, "x-result-count")), ("5".into(), "2".into()));
     let got: Vec<String> = r.json().as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()).collect();
@@ -463,4 +465,63 @@ async fn a_failing_listener_holds_up_only_itself() {
     // Admins see the dead letter (and may put it back in line).
     let r = t.get("admin", "/api/v1/admin/outbox?status=dead").await;
     assert!(r.text().contains(&dead[0].message_id), "{}", r.text());
+}
+
+#[tokio::test]
+async fn the_status_follows_the_process_and_listeners_hear_each_change() {
+    let t = TestApp::new().await;
+    let (url, _) = listener(vec![]).await;
+    let r = tmf(&t, "admin", Method::POST, &format!("{V5}/hub"), Some(json!({"callback": url}))).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let status = |id: String| {
+        let t = &t;
+        async move {
+            tmf(t, "sd_applicant", Method::GET, &format!("{V5}/troubleTicket/{id}"), None).await.json()["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let kinds = |id: String| {
+        let t = &t;
+        async move { tmf_rows(t, &id).await.into_iter().map(|r| r.kind).collect::<Vec<_>>() }
+    };
+    // Suspended: held; resumed: in progress; returned to the applicant: pending, information required.
+    let a = create(&t, "sd_applicant", V4, ticket("device", "High")).await["id"].as_str().unwrap().to_string();
+    let ta = json!({"id": a.parse::<u64>().unwrap()});
+    assert_eq!(status(a.clone()).await, "acknowledged");
+    t.act_ok("sd_dispatcher", &ta, "claim", Some("province_dispatch"), json!({})).await;
+    assert_eq!(status(a.clone()).await, "inProgress");
+    t.act_ok("sd_dispatcher", &ta, "suspend", Some("province_dispatch"), json!({"reason": "等客户在家"})).await;
+    assert_eq!(status(a.clone()).await, "held");
+    t.act_ok("sd_dispatcher", &ta, "resume", Some("province_dispatch"), json!({})).await;
+    assert_eq!(status(a.clone()).await, "inProgress");
+    t.act_ok("sd_dispatcher", &ta, "return", Some("province_dispatch"), json!({"reason": "缺少地址"})).await;
+    assert_eq!(status(a.clone()).await, "pending");
+    assert_eq!(
+        kinds(a.clone()).await,
+        vec![
+            "TroubleTicketCreateEvent",
+            "TroubleTicketStatusChangeEvent",
+            "TroubleTicketStatusChangeEvent",
+            "TroubleTicketStatusChangeEvent",
+            "TroubleTicketStatusChangeEvent",
+            "TroubleTicketInformationRequiredEvent",
+        ]
+    );
+    let g = tmf(&t, "sd_applicant", Method::GET, &format!("{V5}/troubleTicket/{a}"), None).await.json();
+    let history: Vec<&str> =
+        g["statusChangeHistory"].as_array().unwrap().iter().filter_map(|s| s["status"].as_str()).collect();
+    assert_eq!(history, vec!["acknowledged", "inProgress", "held", "inProgress", "pending"]);
+    assert_eq!(g["statusChangeReason"], "缺少地址");
+    // Fed back: resolved (the applicant confirms); closed.
+    let b = create(&t, "sd_applicant", V4, ticket("device", "Low")).await["id"].as_str().unwrap().to_string();
+    let tb = json!({"id": b.parse::<u64>().unwrap()});
+    t.act_ok("sd_dispatcher", &tb, "claim", Some("province_dispatch"), json!({})).await;
+    let fb = json!({"deal_desc": "调整参数", "deal_result": "复测正常", "cause": ["无线", "参数"], "is_solved": true, "customer_contacted": true});
+    t.act_ok("sd_dispatcher", &tb, "feedback", Some("province_dispatch"), fb).await;
+    assert_eq!(status(b.clone()).await, "resolved");
+    let g = tmf(&t, "sd_applicant", Method::GET, &format!("{V4}/troubleTicket/{b}"), None).await.json();
+    assert!(g["resolutionDate"].is_string(), "{g}");
+    assert!(kinds(b.clone()).await.contains(&"TroubleTicketResolvedEvent".to_string()));
 }
