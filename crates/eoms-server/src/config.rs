@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub repeat_key: RepeatKey,
     /// Subscribers per region (org unit id → count), for complaints per 10,000 subscribers.
     pub subscribers: std::collections::BTreeMap<String, u64>,
+    /// TMF621 Trouble Ticket (`[server.tmf]`): service account, process mapping, hub delivery.
+    pub tmf: crate::tmf::config::TmfConfig,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             repeat_window_days: 30,
             repeat_key: RepeatKey::Msisdn,
             subscribers: Default::default(),
+            tmf: Default::default(),
         }
     }
 }
@@ -84,6 +87,6 @@ impl ServerConfig {
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!("listen must be an address like 127.0.0.1:8080, not '{}'", self.listen));
         }
-        Ok(())
+        self.tmf.check()
     }
 }

@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod ops;
 pub mod store;
 pub mod timers;
+pub mod tmf;
 pub mod view;
 
 use crate::clock::Clock;
@@ -132,6 +133,19 @@ impl App {
         d: eoms_domain::Decision,
         idem: Option<eoms_store::Idempotency>,
     ) -> Result<eoms_store::Committed, StorageError> {
+        self.commit_decision_with(world, before, d, idem, tmf::Change::default()).await
+    }
+
+    /// As [`App::commit_decision`], with what a TMF621 call adds (the ticket's TMF document);
+    /// every commit also queues the TMF621 hub's events for the change, in the same write.
+    pub async fn commit_decision_with(
+        &self,
+        world: &World,
+        before: Option<&eoms_domain::Ticket>,
+        d: eoms_domain::Decision,
+        idem: Option<eoms_store::Idempotency>,
+        tmf: tmf::Change,
+    ) -> Result<eoms_store::Committed, StorageError> {
         let process = d.state.process.to_string();
         let actions: Vec<String> = d
             .events
@@ -145,6 +159,7 @@ impl App {
         if before.is_none() {
             write.repeat_count = self.earlier_complaints(&write.ticket).await?;
         }
+        tmf::hub::plan(self, world, before, &mut write, tmf).await?;
         let committed = self.store.commit(write).await?;
         if matches!(committed, eoms_store::Committed::Written { .. }) {
             for a in &actions {
@@ -238,11 +253,13 @@ pub async fn serve(
     let delivery = tokio::spawn(css::deliver::run(app.clone()));
     let timers = tokio::spawn(timers::run(app.clone()));
     let notifications = tokio::spawn(notify::run(app.clone()));
+    let tmf_delivery = tokio::spawn(tmf::deliver::run(app.clone()));
     let r = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await;
     reload.abort();
     delivery.abort();
     timers.abort();
     notifications.abort();
+    tmf_delivery.abort();
     r
 }
 

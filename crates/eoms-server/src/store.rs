@@ -185,6 +185,27 @@ impl Store for AnyStore {
     async fn css_inbound_done(&self, id: i64, result: &str) -> R<()> {
         each!(self, s => s.css_inbound_done(id, result).await)
     }
+    async fn tmf_document(&self, ticket: TicketId) -> R<Option<serde_json::Value>> {
+        each!(self, s => s.tmf_document(ticket).await)
+    }
+    async fn save_tmf_document(
+        &self,
+        ticket: TicketId,
+        doc: &serde_json::Value,
+        outbox: &[NewOutbox],
+        at: Timestamp,
+    ) -> R<()> {
+        each!(self, s => s.save_tmf_document(ticket, doc, outbox, at).await)
+    }
+    async fn save_tmf_listener(&self, l: &TmfListener) -> R<()> {
+        each!(self, s => s.save_tmf_listener(l).await)
+    }
+    async fn delete_tmf_listener(&self, id: &str) -> R<bool> {
+        each!(self, s => s.delete_tmf_listener(id).await)
+    }
+    async fn tmf_listeners(&self) -> R<Vec<TmfListener>> {
+        each!(self, s => s.tmf_listeners().await)
+    }
     async fn deliver_notifications(&self, outbox_id: i64, items: &[NewNotification], at: Timestamp) -> R<()> {
         each!(self, s => s.deliver_notifications(outbox_id, items, at).await)
     }

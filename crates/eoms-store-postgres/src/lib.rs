@@ -24,6 +24,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (3, "css", include_str!("../migrations/0003_css.sql")),
     (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
     (5, "preferences_kpis", include_str!("../migrations/0005_preferences_kpis.sql")),
+    (6, "tmf_hub", include_str!("../migrations/0006_tmf_hub.sql")),
 ];
 
 pub struct PgStore {
@@ -390,6 +391,14 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
             "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
              VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
             &[&id, &o.channel, &o.kind, &o.message_id, &payload, &now],
+        )
+        .await
+        .map_err(err)?;
+    }
+    if let Some(doc) = &w.tmf {
+        c.execute(
+            "INSERT INTO tmf_tickets (ticket_id, body) VALUES ($1, $2) ON CONFLICT (ticket_id) DO UPDATE SET body = excluded.body",
+            &[&id, doc],
         )
         .await
         .map_err(err)?;
@@ -1150,6 +1159,88 @@ impl Store for PgStore {
         let c = self.client().await?;
         c.execute("UPDATE css_inbound SET result = $2 WHERE id = $1", &[&id, &result]).await.map_err(err)?;
         Ok(())
+    }
+
+    async fn tmf_document(&self, ticket: TicketId) -> Result<Option<serde_json::Value>, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt("SELECT body FROM tmf_tickets WHERE ticket_id = $1", &[&(ticket.0 as i64)])
+            .await
+            .map_err(err)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn save_tmf_document(
+        &self,
+        ticket: TicketId,
+        doc: &serde_json::Value,
+        outbox: &[NewOutbox],
+        at: Timestamp,
+    ) -> Result<(), StorageError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(err)?;
+        let id = ticket.0 as i64;
+        if tx.query_opt("SELECT id FROM tickets WHERE id = $1 FOR UPDATE", &[&id]).await.map_err(err)?.is_none() {
+            return Err(StorageError::NotFound { what: "ticket", key: ticket.0.to_string() });
+        }
+        tx.execute(
+            "INSERT INTO tmf_tickets (ticket_id, body) VALUES ($1, $2) ON CONFLICT (ticket_id) DO UPDATE SET body = excluded.body",
+            &[&id, doc],
+        )
+        .await
+        .map_err(err)?;
+        for o in outbox {
+            let payload = o.payload.to_string();
+            tx.execute(
+                "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+                &[&id, &o.channel, &o.kind, &o.message_id, &payload, &at],
+            )
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    async fn save_tmf_listener(&self, l: &TmfListener) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO tmf_listeners (id, callback, query, version, owner, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&l.id, &l.callback, &l.query, &l.version, &l.owner.as_str(), &l.created_at],
+        )
+        .await
+        .map_err(|e| match err(e) {
+            StorageError::Duplicate { .. } => StorageError::Duplicate { what: "listener", key: l.id.clone() },
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn delete_tmf_listener(&self, id: &str) -> Result<bool, StorageError> {
+        let c = self.client().await?;
+        Ok(c.execute("DELETE FROM tmf_listeners WHERE id = $1", &[&id]).await.map_err(err)? > 0)
+    }
+
+    async fn tmf_listeners(&self) -> Result<Vec<TmfListener>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT id, callback, query, version, owner, created_at FROM tmf_listeners ORDER BY created_at, id",
+                &[],
+            )
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| TmfListener {
+                id: r.get(0),
+                callback: r.get(1),
+                query: r.get(2),
+                version: r.get(3),
+                owner: UserId::new(r.get::<_, String>(4)),
+                created_at: r.get(5),
+            })
+            .collect())
     }
 
     async fn deliver_notifications(

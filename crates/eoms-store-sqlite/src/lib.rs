@@ -26,6 +26,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (3, "css", include_str!("../migrations/0003_css.sql")),
     (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
     (5, "preferences_kpis", include_str!("../migrations/0005_preferences_kpis.sql")),
+    (6, "tmf_hub", include_str!("../migrations/0006_tmf_hub.sql")),
 ];
 
 /// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
@@ -581,6 +582,85 @@ impl Store for SqliteStore {
             c.execute("UPDATE css_inbound SET result = ?2 WHERE id = ?1", rusqlite::params![id, result])
                 .map_err(err)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn tmf_document(&self, ticket: TicketId) -> Result<Option<serde_json::Value>, StorageError> {
+        self.read(move |c| {
+            let body: Option<String> = c
+                .prepare_cached("SELECT body FROM tmf_tickets WHERE ticket_id = ?1")
+                .map_err(err)?
+                .query_row([ticket.0 as i64], |r| r.get(0))
+                .optional()
+                .map_err(err)?;
+            body.map(|b| serde_json::from_str(&b).map_err(|e| StorageError::Corrupt(e.to_string()))).transpose()
+        })
+        .await
+    }
+
+    async fn save_tmf_document(
+        &self,
+        ticket: TicketId,
+        doc: &serde_json::Value,
+        outbox: &[eoms_store::NewOutbox],
+        at: Timestamp,
+    ) -> Result<(), StorageError> {
+        let (doc, outbox) = (doc.clone(), outbox.to_vec());
+        self.write(move |c| {
+            let id = ticket.0 as i64;
+            let known: Option<i64> =
+                c.query_row("SELECT id FROM tickets WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(err)?;
+            if known.is_none() {
+                return Err(StorageError::NotFound { what: "ticket", key: ticket.0.to_string() });
+            }
+            write::save_tmf_document(c, id, &doc)?;
+            write::insert_outbox(c, id, &outbox, &at)
+        })
+        .await
+    }
+
+    async fn save_tmf_listener(&self, l: &eoms_store::TmfListener) -> Result<(), StorageError> {
+        let l = l.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO tmf_listeners (id, callback, query, version, owner, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![l.id, l.callback, l.query, l.version, l.owner.as_str(), write::ms(&l.created_at)],
+            )
+            .map_err(|e| match err(e) {
+                StorageError::Duplicate { .. } => StorageError::Duplicate { what: "listener", key: l.id.clone() },
+                other => other,
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_tmf_listener(&self, id: &str) -> Result<bool, StorageError> {
+        let id = id.to_string();
+        self.write(move |c| Ok(c.execute("DELETE FROM tmf_listeners WHERE id = ?1", [id]).map_err(err)? > 0)).await
+    }
+
+    async fn tmf_listeners(&self) -> Result<Vec<eoms_store::TmfListener>, StorageError> {
+        self.read(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT id, callback, query, version, owner, created_at FROM tmf_listeners ORDER BY created_at, id",
+                )
+                .map_err(err)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(eoms_store::TmfListener {
+                        id: r.get(0)?,
+                        callback: r.get(1)?,
+                        query: r.get(2)?,
+                        version: r.get(3)?,
+                        owner: UserId::new(r.get::<_, String>(4)?),
+                        created_at: write::from_ms(r.get(5)?),
+                    })
+                })
+                .map_err(err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(err)
         })
         .await
     }

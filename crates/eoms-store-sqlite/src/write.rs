@@ -299,6 +299,9 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
             ins.execute(params![id, o.channel, o.kind, o.message_id, o.payload.to_string(), ms(&now)]).map_err(err)?;
         }
     }
+    if let Some(doc) = &w.tmf {
+        save_tmf_document(c, id, doc)?;
+    }
     for ch in &w.timers {
         match ch {
             TimerChange::Set { task, kind, due } => {
@@ -492,6 +495,36 @@ pub(crate) fn save_directory(c: &Connection, d: &Directory) -> Result<(), Storag
             )
             .map_err(err)?;
         }
+    }
+    Ok(())
+}
+
+/// Replaces a ticket's TMF621 document.
+pub(crate) fn save_tmf_document(c: &Connection, id: i64, doc: &serde_json::Value) -> Result<(), StorageError> {
+    c.prepare_cached(
+        "INSERT INTO tmf_tickets (ticket_id, body) VALUES (?1, ?2) ON CONFLICT (ticket_id) DO UPDATE SET body = excluded.body",
+    )
+    .map_err(err)?
+    .execute(params![id, doc.to_string()])
+    .map_err(err)?;
+    Ok(())
+}
+
+/// Queues outbox rows of a ticket, due at `now`.
+pub(crate) fn insert_outbox(
+    c: &Connection,
+    id: i64,
+    outbox: &[eoms_store::NewOutbox],
+    now: &Timestamp,
+) -> Result<(), StorageError> {
+    let mut ins = c
+        .prepare_cached(
+            "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
+        )
+        .map_err(err)?;
+    for o in outbox {
+        ins.execute(params![id, o.channel, o.kind, o.message_id, o.payload.to_string(), ms(now)]).map_err(err)?;
     }
     Ok(())
 }

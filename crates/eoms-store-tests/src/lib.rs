@@ -957,6 +957,63 @@ pub async fn notifications_are_delivered_once_and_read_per_user<S: Store>(s: &S)
     assert_eq!(s.notifications(&UserId::new("jn_supervisor"), true, &PageReq::default()).await.unwrap().total, 0);
 }
 
+pub async fn tmf_documents_and_hub_listeners_round_trip<S: Store>(s: &S) {
+    // A document written with the ticket, in its transaction.
+    let w = Live::create(s, mobile(), "sd_css_system", 1201, mobile_form("sd.jn", "13812340121", "TMF"), t0()).await;
+    assert_eq!(s.tmf_document(w.t.id).await.unwrap(), None);
+    let new = NewTicket {
+        id: TicketId(1202),
+        sheet_no: "TS2026030200001202".into(),
+        form: form(mobile_form("sd.jn", "13812340122", "TMF2")),
+    };
+    let d = create(World { def: mobile(), org: org() }, &UserId::new("sd_css_system"), &new, t0()).unwrap();
+    let mut write = TicketWrite::from_decision(None, d, org(), None).unwrap();
+    write.tmf = Some(serde_json::json!({"severity": "High", "ticketType": "device"}));
+    s.commit(write).await.unwrap();
+    assert_eq!(
+        s.tmf_document(TicketId(1202)).await.unwrap(),
+        Some(serde_json::json!({"severity": "High", "ticketType": "device"}))
+    );
+    // Replaced with its events, in one transaction.
+    let ev = |m: &str| NewOutbox {
+        channel: "tmf".into(),
+        kind: "TroubleTicketAttributeValueChangeEvent".into(),
+        message_id: m.into(),
+        payload: serde_json::json!({"listener": "l1"}),
+    };
+    let doc = serde_json::json!({"severity": "Low", "ticketType": "device"});
+    s.save_tmf_document(TicketId(1202), &doc, &[ev(&unique("tmf-1202"))], t0()).await.unwrap();
+    assert_eq!(s.tmf_document(TicketId(1202)).await.unwrap(), Some(doc.clone()));
+    let rows: Vec<_> = s.outbox(TicketId(1202)).await.unwrap().into_iter().filter(|o| o.channel == "tmf").collect();
+    assert_eq!((rows.len(), rows[0].status), (1, OutboxStatus::Pending));
+    assert!(matches!(
+        s.save_tmf_document(TicketId(999_998), &doc, &[ev(&unique("tmf-x"))], t0()).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    // A failed write leaves nothing behind: a duplicate message id refuses the whole write.
+    let dup = rows[0].message_id.clone();
+    assert!(
+        s.save_tmf_document(TicketId(1202), &serde_json::json!({"severity": "X"}), &[ev(&dup)], t0()).await.is_err()
+    );
+    assert_eq!(s.tmf_document(TicketId(1202)).await.unwrap(), Some(doc));
+    // Listeners.
+    let id = unique("listener");
+    let l = TmfListener {
+        id: id.clone(),
+        callback: "http://127.0.0.1:9/cb".into(),
+        query: "eventType=TroubleTicketCreateEvent".into(),
+        version: "v4".into(),
+        owner: UserId::new("sd_applicant"),
+        created_at: t0(),
+    };
+    s.save_tmf_listener(&l).await.unwrap();
+    assert!(matches!(s.save_tmf_listener(&l).await, Err(StorageError::Duplicate { .. })));
+    assert!(s.tmf_listeners().await.unwrap().contains(&l));
+    assert!(s.delete_tmf_listener(&id).await.unwrap());
+    assert!(!s.delete_tmf_listener(&id).await.unwrap());
+    assert!(!s.tmf_listeners().await.unwrap().iter().any(|x| x.id == id));
+}
+
 pub async fn inbound_interface_calls_are_recorded_once<S: Store>(s: &S) {
     let call = InboundCall {
         province: "sd".into(),
@@ -1010,6 +1067,7 @@ macro_rules! conformance {
         $crate::conformance!(@one $make, dictionaries_are_replaced_as_a_whole);
         $crate::conformance!(@one $make, inbound_interface_calls_are_recorded_once);
         $crate::conformance!(@one $make, notifications_are_delivered_once_and_read_per_user);
+        $crate::conformance!(@one $make, tmf_documents_and_hub_listeners_round_trip);
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_claims_never_hand_out_a_row_twice() {
             if let Some(s) = $make.await {

@@ -27,11 +27,12 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, "initial"), (2, "server"), (3, "css"), (4, "notifications")];
+pub const MIGRATIONS: &[(i64, &str)] =
+    &[(1, "initial"), (2, "server"), (3, "css"), (4, "notifications"), (5, "tmf_hub")];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StorageError {
@@ -172,6 +173,9 @@ pub struct TicketWrite {
     /// For a new ticket: the earlier complaints of its subscriber in the repeat window
     /// (written once, at creation).
     pub repeat_count: u32,
+    /// The ticket's TMF621 document (what TMF carries that the process has no field for),
+    /// replaced in the same transaction when set.
+    pub tmf: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -364,8 +368,44 @@ pub trait Store: Send + Sync + 'static {
         ids: Option<Vec<i64>>,
         at: Timestamp,
     ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+    // ── TMF621 ──
+
+    /// A ticket's TMF621 document, if it has one.
+    fn tmf_document(
+        &self,
+        ticket: TicketId,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, StorageError>> + Send;
+    /// Replaces a ticket's TMF621 document and queues `outbox` (its hub events) in one
+    /// transaction; `NotFound` for an unknown ticket.
+    fn save_tmf_document(
+        &self,
+        ticket: TicketId,
+        doc: &serde_json::Value,
+        outbox: &[NewOutbox],
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Registers a hub listener; `Duplicate` when its id is taken.
+    fn save_tmf_listener(&self, l: &TmfListener) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Removes a hub listener; false when there is none.
+    fn delete_tmf_listener(&self, id: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
+    /// Every hub listener, oldest first.
+    fn tmf_listeners(&self) -> impl Future<Output = Result<Vec<TmfListener>, StorageError>> + Send;
     /// What is waiting: undelivered and dead outbox messages, timers due at `now` (for metrics).
     fn backlog(&self, now: Timestamp) -> impl Future<Output = Result<Backlog, StorageError>> + Send;
+}
+
+/// A TMF621 hub listener (`POST /hub`): events go to `callback` through the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TmfListener {
+    pub id: String,
+    pub callback: String,
+    /// The registration's `query` (event types and attribute filters), as sent.
+    pub query: String,
+    /// The API version it registered on (`v4`, `v5`): the shape of the tickets it receives.
+    pub version: String,
+    /// The user who registered it: it receives events of tickets that user may see.
+    pub owner: UserId,
+    pub created_at: Timestamp,
 }
 
 /// An in-app notification to write.
@@ -542,6 +582,7 @@ impl TicketWrite {
             idempotency,
             summary,
             repeat_count: 0,
+            tmf: None,
         })
     }
 }

@@ -94,6 +94,25 @@ repeat_key = "msisdn"
 [server.subscribers]
 # "sd" = 62000000
 # "sd.jn" = 8500000
+
+[server.tmf]
+# TMF621 Trouble Ticket at /tmf-api/troubleTicket/v4 and /v5 (docs/TMF621.md).
+# The user that calls WITHOUT credentials act as (its roles and data scope apply). Unset (the
+# default): such calls are refused (401). Env: EOMS_TMF_SERVICE_ACCOUNT.
+# service_account = "sd_applicant"
+# Severities (case-insensitive) that make a ticket urgent; any other is normal.
+urgent_severities = ["critical", "high", "major", "urgent"]
+# Delivery attempts to a hub listener before an event is dead-lettered, and its answer timeout.
+max_attempts = 12
+timeout_seconds = 10
+# How a TMF ticket enters a process: the first rule whose ticket_type and severity match (an
+# absent one matches anything). The ticketType is appended to the category path; urgency comes
+# from the severity unless fixed; form sets fixed create-form values. Characteristics
+# (troubleTicketCharacteristic) named after a create-form field fill it (msisdn, city, ...).
+[[server.tmf.mapping]]
+process = "customer_complaint"
+category = ["TMF621"]
+form = { complaint_source = "online" }
 "#;
 
 pub enum Backend {
@@ -130,6 +149,9 @@ impl Config {
                 "json" => eoms_server::config::LogFormat::Json,
                 _ => bail!("EOMS_LOG_FORMAT must be text or json, not '{v}'"),
             };
+        }
+        if let Ok(v) = std::env::var("EOMS_TMF_SERVICE_ACCOUNT") {
+            cfg.server.tmf.service_account = Some(v).filter(|v| !v.is_empty());
         }
         cfg.server.check().map_err(|e| anyhow::anyhow!("[server] {e}"))?;
         if cfg.pool_size == 0 {

@@ -1,0 +1,116 @@
+//! Delivery of the hub's events: the outbox rows of each listener's channel (`tmf:{listener}`),
+//! oldest first per ticket (the store hands out only the next one of each ticket and channel, so
+//! a ticket's events never overtake each other, and a failing listener holds up only itself),
+//! POSTed as JSON to the listener's callback. A 2xx answer delivers; anything else is
+//! retried with exponential backoff (5 s doubling, at most 30 minutes) and dead-lettered after
+//! `[server.tmf] max_attempts` (kept, never deleted; admins retry them). Every event carries a
+//! stable `eventId` (also in the `X-Event-Id` header) for the listener to drop duplicates.
+//! The events still waiting for a listener that is removed are dropped (marked delivered).
+
+use crate::App;
+use crate::css::deliver::backoff;
+use axum::body::Bytes;
+use chrono::TimeDelta;
+use eoms_store::{OutboxRow, Store};
+use http_body_util::{BodyExt, Full, Limited};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// POSTs a JSON body; returns the status.
+pub async fn post_json(url: &str, body: String, event_id: &str, timeout: Duration) -> Result<u16, String> {
+    let u = crate::css::http::parse_url(url)?;
+    let exchange = async {
+        let stream =
+            tokio::net::TcpStream::connect((u.host.as_str(), u.port)).await.map_err(|e| format!("connect: {e}"))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = hyper::Request::post(&u.path)
+            .header("host", format!("{}:{}", u.host, u.port))
+            .header("content-type", "application/json")
+            .header("x-event-id", event_id)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let res = sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
+        let status = res.status().as_u16();
+        let _ = Limited::new(res.into_body(), 64 * 1024).collect().await;
+        Ok(status)
+    };
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
+}
+
+async fn deliver(app: &App, row: OutboxRow, l: &eoms_store::TmfListener) {
+    let now = app.clock.now();
+    let body = row.payload["event"].to_string();
+    let timeout = Duration::from_secs(app.cfg.tmf.timeout_seconds.max(1));
+    let outcome = match post_json(&l.callback, body, &row.message_id, timeout).await {
+        Ok(s) if (200..300).contains(&s) => Ok(()),
+        Ok(s) => Err(format!("the listener answered HTTP {s}")),
+        Err(e) => Err(e),
+    };
+    let recorded = match outcome {
+        Ok(()) => app.store.outbox_delivered(row.id, now).await,
+        Err(why) => {
+            let failures = row.attempts + 1;
+            let dead = failures >= app.cfg.tmf.max_attempts;
+            if dead {
+                crate::ops::log_event("warn", "tmf", &[("dead_letter", &row.message_id), ("cause", &why)]);
+            }
+            app.store.outbox_failed(row.id, &why, now + backoff(failures), dead).await
+        }
+    };
+    if let Err(e) = recorded {
+        crate::ops::log_event("warn", "tmf", &[("message", &row.message_id), ("cause", &e.to_string())]);
+    }
+}
+
+/// Claims and delivers due hub events once, for every listener; returns how many it handled.
+pub async fn pass(app: &App) -> usize {
+    let listeners = match app.store.tmf_listeners().await {
+        Ok(l) => l,
+        Err(e) => {
+            crate::ops::log_event("warn", "tmf", &[("cause", &e.to_string())]);
+            return 0;
+        }
+    };
+    let now = app.clock.now();
+    let mut n = 0;
+    for l in &listeners {
+        match app.store.claim_outbox(&app.node, &super::hub::channel(&l.id), now, 120, 64).await {
+            Ok(rows) => {
+                n += rows.len();
+                futures_util::future::join_all(rows.into_iter().map(|r| deliver(app, r, l))).await;
+            }
+            Err(e) => crate::ops::log_event("warn", "tmf", &[("cause", &e.to_string())]),
+        }
+    }
+    n
+}
+
+/// Drops the events still waiting for a removed listener (marks them delivered: there is no one
+/// to deliver them to). Pending ones only; dead letters stay for admins to see.
+pub async fn drop_pending(app: &App, listener: &str) -> Result<(), eoms_store::StorageError> {
+    let channel = super::hub::channel(listener);
+    loop {
+        let now = app.clock.now();
+        let rows = app.store.claim_outbox(&app.node, &channel, now + TimeDelta::days(3650), 60, 500).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for r in rows {
+            app.store.outbox_delivered(r.id, now).await?;
+        }
+    }
+}
+
+/// Runs delivery until the app stops: at once while there is work, every 500 ms otherwise.
+pub async fn run(app: Arc<App>) {
+    loop {
+        if pass(&app).await == 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}

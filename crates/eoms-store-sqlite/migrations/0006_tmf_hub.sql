@@ -1,0 +1,13 @@
+-- eoms schema 6 (SQLite): TMF621 — each ticket's TMF document, and the hub's listeners.
+CREATE TABLE tmf_tickets (
+  ticket_id INTEGER PRIMARY KEY REFERENCES tickets (id),
+  body TEXT NOT NULL
+);
+CREATE TABLE tmf_listeners (
+  id TEXT PRIMARY KEY,
+  callback TEXT NOT NULL,
+  query TEXT NOT NULL,
+  version TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
