@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod api;
+pub mod assurance;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -48,6 +49,8 @@ pub struct World {
     pub dictionaries: Vec<Dictionary>,
     /// The CSS interface per province.
     pub css: BTreeMap<String, Arc<css::config::ProvinceConfig>>,
+    /// Assurance periods (重保), newest first.
+    pub assurance: Vec<eoms_store::AssurancePeriod>,
 }
 
 impl World {
@@ -158,6 +161,9 @@ impl App {
         let mut write = eoms_store::TicketWrite::from_decision_warned(before, d, &world.org, idem, warn)?;
         if before.is_none() {
             write.repeat_count = self.earlier_complaints(&write.ticket).await?;
+            let facts = assurance::Facts::of_ticket(&write.ticket);
+            write.assurance =
+                assurance::find(&world.assurance, &facts, &world.org, write.ticket.created_at).map(|p| p.name.clone());
         }
         tmf::hub::plan(self, world, before, &mut write, tmf).await?;
         let committed = self.store.commit(write).await?;
@@ -187,6 +193,30 @@ impl App {
         let n = self.store.query(&q).await?.total;
         // `created_to` is exclusive, and the new ticket is not written yet: only earlier ones count.
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Creates a ticket through the engine — every channel creates through here. A complaint that
+    /// falls in a running assurance period gets the period's urgency first (where the process
+    /// offers it), so the process' limits for that urgency apply.
+    pub fn create_ticket(
+        &self,
+        world: &World,
+        def: &ProcessDefinition,
+        actor: &eoms_domain::ids::UserId,
+        mut new: eoms_domain::engine::NewTicket,
+        now: eoms_store::Timestamp,
+    ) -> Result<eoms_domain::Decision, eoms_domain::DomainError> {
+        let facts = assurance::Facts::of_form(&new.form);
+        if let Some(p) = assurance::find(&world.assurance, &facts, &world.org, now) {
+            let offered = def.create.form_fields.iter().any(|(k, ty, _)| {
+                k.as_str() == "urgency"
+                    && matches!(ty, eoms_domain::value::FieldType::Enum(o) if o.contains(&p.urgency))
+            });
+            if offered {
+                new.form.insert("urgency".into(), eoms_domain::value::Input::Str(p.urgency.clone()));
+            }
+        }
+        eoms_domain::create(eoms_domain::World { def, org: &world.org }, actor, &new, now)
     }
 
     /// A new ticket id, from a block reserved for this node.
@@ -223,6 +253,7 @@ async fn load_world(store: &AnyStore) -> Result<World, StorageError> {
         processes,
         dictionaries: store.dictionaries().await?,
         css: css::load(store.css_provinces().await?),
+        assurance: store.assurance_periods().await?,
     })
 }
 

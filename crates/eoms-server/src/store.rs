@@ -167,6 +167,12 @@ impl Store for AnyStore {
     async fn dictionaries(&self) -> R<Vec<Dictionary>> {
         each!(self, s => s.dictionaries().await)
     }
+    async fn save_assurance(&self, a: &AssurancePeriod) -> R<i64> {
+        each!(self, s => s.save_assurance(a).await)
+    }
+    async fn assurance_periods(&self) -> R<Vec<AssurancePeriod>> {
+        each!(self, s => s.assurance_periods().await)
+    }
     async fn preferences(&self, user: &UserId) -> R<Vec<(String, String)>> {
         each!(self, s => s.preferences(user).await)
     }

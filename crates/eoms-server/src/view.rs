@@ -315,6 +315,8 @@ pub struct TicketRowView {
     pub closed_at: Option<Time>,
     /// Past its deadline and not ended.
     pub overdue: bool,
+    /// The assurance period (重保) the ticket fell in.
+    pub assurance: Option<String>,
 }
 
 pub fn ticket_row(r: eoms_store::TicketRow, now: Time) -> TicketRowView {
@@ -338,6 +340,7 @@ pub fn ticket_row(r: eoms_store::TicketRow, now: Time) -> TicketRowView {
         deadline: r.deadline,
         replied_at: r.replied_at,
         closed_at: r.closed_at,
+        assurance: r.assurance,
     }
 }
 
@@ -360,6 +363,8 @@ pub struct TaskRowView {
     pub complete_deadline: Option<Time>,
     /// `ok`, `warning` (within the last fifth of its time) or `overdue`.
     pub urgency: String,
+    /// The assurance period (重保) the ticket fell in.
+    pub assurance: Option<String>,
 }
 
 pub fn task_row(r: eoms_store::TaskRow, now: Time) -> TaskRowView {
@@ -385,6 +390,7 @@ pub fn task_row(r: eoms_store::TaskRow, now: Time) -> TaskRowView {
         accept_deadline: r.accept_deadline,
         complete_deadline: r.complete_deadline,
         urgency: urgency.into(),
+        assurance: r.assurance,
     }
 }
 

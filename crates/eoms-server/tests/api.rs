@@ -673,3 +673,63 @@ async fn kpis_count_repeats_per_region_drill_down_and_export() {
     let csv = t.get("admin", "/api/v1/kpis/export?group_by=city&format=csv").await.text();
     assert!(csv.lines().any(|l| l.starts_with("济南,5,")), "{csv}");
 }
+
+// ── Assurance periods ──
+
+#[tokio::test]
+async fn an_assurance_period_makes_matching_complaints_urgent_and_marked_until_it_ends() {
+    use eoms_server::clock::Clock;
+    let t = TestApp::new().await;
+    let now = t.clock.now();
+    let period = json!({"name": "济南峰会重保", "starts_at": now - TimeDelta::hours(1), "ends_at": now + TimeDelta::days(2),
+        "regions": ["sd.jn"], "note": "峰会期间"});
+    // Bad periods are refused and change nothing.
+    let bad = json!({"name": "x", "starts_at": now, "ends_at": now - TimeDelta::hours(1), "regions": ["sd.jn"]});
+    let r = t.post("admin", "/api/v1/admin/assurance", bad).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field".into()));
+    let r = t
+        .post(
+            "admin",
+            "/api/v1/admin/assurance",
+            json!({"name": "x", "starts_at": now, "ends_at": now + TimeDelta::hours(1), "regions": ["nowhere"]}),
+        )
+        .await;
+    assert_eq!(r.json()["field"], "regions");
+    let r = t.post("jn_dispatcher", "/api/v1/admin/assurance", period.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(t.get("admin", "/api/v1/admin/assurance").await.json().as_array().unwrap().len(), 0);
+
+    let r = t.post("admin", "/api/v1/admin/assurance", period).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.json()["id"].as_i64().unwrap();
+
+    // A normal 济南 complaint becomes urgent, with the urgent limits, and is marked; 青岛 is not.
+    let jn = t.mobile("sd_css", "sd.jn", "13800004444", "峰会期间无信号").await;
+    let qd = t.mobile("sd_css", "sd.qd", "13800005555", "青岛无信号").await;
+    assert_eq!(jn["fields"]["urgency"], "urgent");
+    assert_eq!(qd["fields"]["urgency"], "normal");
+    let deadline =
+        |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v["deadline"].as_str().unwrap()).unwrap();
+    assert!(deadline(&jn) < deadline(&qd), "the urgent limits are shorter");
+    let rows = t.get("admin", "/api/v1/tickets").await.json();
+    let mark = |title: &str| {
+        rows["items"].as_array().unwrap().iter().find(|r| r["title"] == title).unwrap()["assurance"].clone()
+    };
+    assert_eq!(mark("峰会期间无信号"), "济南峰会重保");
+    assert_eq!(mark("青岛无信号"), serde_json::Value::Null);
+    let todo = t.get("jn_dispatcher", "/api/v1/todo").await.json();
+    assert_eq!(todo["items"][0]["assurance"], "济南峰会重保", "marked in the to-do list");
+    let page = t.get("jn_dispatcher", &format!("/t/{}", jn["id"])).await.text();
+    assert!(page.contains("重保：济南峰会重保"));
+
+    // Ended: new complaints are normal again; the marked one stays marked.
+    let r = t.post("admin", &format!("/api/v1/admin/assurance/{id}/end"), json!(null)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    t.advance(TimeDelta::seconds(1));
+    let later = t.mobile("sd_css", "sd.jn", "13800006666", "结束后").await;
+    assert_eq!(later["fields"]["urgency"], "normal");
+    let r = t.post("admin", &format!("/api/v1/admin/assurance/{id}/end"), json!(null)).await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "already_ended".into()));
+    let audit = t.get("admin", "/api/v1/admin/audit").await.json();
+    assert!(audit["items"].as_array().unwrap().iter().any(|e| e["action"] == "assurance_end"));
+}

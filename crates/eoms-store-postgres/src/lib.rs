@@ -25,6 +25,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
     (5, "preferences_kpis", include_str!("../migrations/0005_preferences_kpis.sql")),
     (6, "tmf_hub", include_str!("../migrations/0006_tmf_hub.sql")),
+    (7, "assurance", include_str!("../migrations/0007_assurance.sql")),
 ];
 
 pub struct PgStore {
@@ -112,7 +113,7 @@ fn refs(v: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
 
 const TICKET_COLS: &str =
     "t.id, t.sheet_no, t.css_serial_no, t.process, t.span, t.status, t.title, t.msisdn, t.complaint_source,
-    t.category, t.province, t.city, t.urgency, t.creator, t.created_at, t.deadline, t.replied_at, t.closed_at";
+    t.category, t.province, t.city, t.urgency, t.creator, t.created_at, t.deadline, t.replied_at, t.closed_at, t.assurance";
 
 fn ticket_row(r: &Row) -> TicketRow {
     TicketRow {
@@ -134,6 +135,7 @@ fn ticket_row(r: &Row) -> TicketRow {
         deadline: r.get(15),
         replied_at: r.get(16),
         closed_at: r.get(17),
+        assurance: r.get(18),
     }
 }
 
@@ -238,8 +240,8 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
                  creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash, solved, flags,
-                 repeat_count)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)",
+                 repeat_count, assurance)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
                 &[
                     &id,
                     &t.sheet_no.as_str(),
@@ -271,6 +273,7 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                     &s.solved,
                     &s.flags,
                     &(w.repeat_count as i32),
+                    &w.assurance,
                 ],
             )
             .await
@@ -561,7 +564,7 @@ impl Store for PgStore {
             .query(
                 &format!(
                     "SELECT t.id, t.sheet_no, t.title, t.process, t.status, k.task_no, k.step, k.org, k.grp, k.assignee, k.claimed_by,
-                            k.opened_at, k.accept_deadline, k.complete_deadline
+                            k.opened_at, k.accept_deadline, k.complete_deadline, t.assurance
                      FROM tasks k JOIN tickets t ON t.id = k.ticket_id WHERE {filter}
                      ORDER BY COALESCE(k.complete_deadline, k.opened_at), k.ticket_id, k.task_no LIMIT {lim} OFFSET {off}"
                 ),
@@ -586,6 +589,7 @@ impl Store for PgStore {
                 opened_at: r.get(11),
                 accept_deadline: r.get(12),
                 complete_deadline: r.get(13),
+                assurance: r.get(14),
             })
             .collect();
         Ok(Page { items, total: total as u64 })
@@ -1074,6 +1078,52 @@ impl Store for PgStore {
 
     async fn dictionaries(&self) -> Result<Vec<Dictionary>, StorageError> {
         access::dictionaries(&self.client().await?).await
+    }
+
+    async fn save_assurance(&self, a: &AssurancePeriod) -> Result<i64, StorageError> {
+        let c = self.client().await?;
+        let corrupt = |e: serde_json::Error| StorageError::Corrupt(e.to_string());
+        if a.id == 0 {
+            let id: i64 = c
+                .query_one(
+                    "INSERT INTO assurance_periods (starts_at, ends_at, body) VALUES ($1, $2, '') RETURNING id",
+                    &[&a.starts_at, &a.ends_at],
+                )
+                .await
+                .map_err(err)?
+                .get(0);
+            let body = serde_json::to_string(&AssurancePeriod { id, ..a.clone() }).map_err(corrupt)?;
+            c.execute("UPDATE assurance_periods SET body = $2 WHERE id = $1", &[&id, &body]).await.map_err(err)?;
+            Ok(id)
+        } else {
+            let body = serde_json::to_string(a).map_err(corrupt)?;
+            let n = c
+                .execute(
+                    "UPDATE assurance_periods SET starts_at = $2, ends_at = $3, body = $4 WHERE id = $1",
+                    &[&a.id, &a.starts_at, &a.ends_at, &body],
+                )
+                .await
+                .map_err(err)?;
+            if n == 0 {
+                return Err(StorageError::NotFound { what: "assurance period", key: a.id.to_string() });
+            }
+            Ok(a.id)
+        }
+    }
+
+    async fn assurance_periods(&self) -> Result<Vec<AssurancePeriod>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query("SELECT body FROM assurance_periods ORDER BY id DESC", &[])
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                serde_json::from_str(r.get::<_, &str>(0))
+                    .map_err(|e| StorageError::Corrupt(format!("assurance period: {e}")))
+            })
+            .collect()
     }
 
     async fn preferences(&self, user: &UserId) -> Result<Vec<(String, String)>, StorageError> {

@@ -27,6 +27,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (4, "notifications", include_str!("../migrations/0004_notifications.sql")),
     (5, "preferences_kpis", include_str!("../migrations/0005_preferences_kpis.sql")),
     (6, "tmf_hub", include_str!("../migrations/0006_tmf_hub.sql")),
+    (7, "assurance", include_str!("../migrations/0007_assurance.sql")),
 ];
 
 /// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
@@ -480,6 +481,53 @@ impl Store for SqliteStore {
 
     async fn dictionaries(&self) -> Result<Vec<Dictionary>, StorageError> {
         self.read(access::dictionaries).await
+    }
+
+    async fn save_assurance(&self, a: &AssurancePeriod) -> Result<i64, StorageError> {
+        let a = a.clone();
+        self.write(move |c| {
+            let body = serde_json::to_string(&a).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            let (s, e) = (a.starts_at.timestamp_millis(), a.ends_at.timestamp_millis());
+            if a.id == 0 {
+                c.execute(
+                    "INSERT INTO assurance_periods (starts_at, ends_at, body) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![s, e, body],
+                )
+                .map_err(err)?;
+                let id = c.last_insert_rowid();
+                let mut a = a;
+                a.id = id;
+                let body = serde_json::to_string(&a).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                c.execute("UPDATE assurance_periods SET body = ?2 WHERE id = ?1", rusqlite::params![id, body])
+                    .map_err(err)?;
+                Ok(id)
+            } else {
+                let n = c
+                    .execute(
+                        "UPDATE assurance_periods SET starts_at = ?2, ends_at = ?3, body = ?4 WHERE id = ?1",
+                        rusqlite::params![a.id, s, e, body],
+                    )
+                    .map_err(err)?;
+                if n == 0 {
+                    return Err(StorageError::NotFound { what: "assurance period", key: a.id.to_string() });
+                }
+                Ok(a.id)
+            }
+        })
+        .await
+    }
+
+    async fn assurance_periods(&self) -> Result<Vec<AssurancePeriod>, StorageError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT body FROM assurance_periods ORDER BY id DESC").map_err(err)?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
+            rows.map(|b| {
+                serde_json::from_str(&b.map_err(err)?)
+                    .map_err(|e| StorageError::Corrupt(format!("assurance period: {e}")))
+            })
+            .collect()
+        })
+        .await
     }
 
     async fn preferences(&self, user: &UserId) -> Result<Vec<(String, String)>, StorageError> {

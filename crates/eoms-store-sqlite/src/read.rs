@@ -82,7 +82,7 @@ pub(crate) fn todo(c: &Connection, q: &TodoQuery) -> Result<Page<TaskRow>, Stora
     let off = args.len();
     let sql = format!(
         "SELECT t.id, t.sheet_no, t.title, t.process, t.status, k.task_no, k.step, k.org, k.grp, k.assignee, k.claimed_by,
-                k.opened_at, k.accept_deadline, k.complete_deadline
+                k.opened_at, k.accept_deadline, k.complete_deadline, t.assurance
          FROM tasks k JOIN tickets t ON t.id = k.ticket_id WHERE {filter}
          ORDER BY COALESCE(k.complete_deadline, k.opened_at), k.ticket_id, k.task_no LIMIT ?{lim} OFFSET ?{off}"
     );
@@ -104,6 +104,7 @@ pub(crate) fn todo(c: &Connection, q: &TodoQuery) -> Result<Page<TaskRow>, Stora
                 opened_at: from_ms(r.get(11)?),
                 accept_deadline: opt_time(r, 12)?,
                 complete_deadline: opt_time(r, 13)?,
+                assurance: r.get(14)?,
             })
         })
         .map_err(err)?
@@ -114,7 +115,7 @@ pub(crate) fn todo(c: &Connection, q: &TodoQuery) -> Result<Page<TaskRow>, Stora
 
 const TICKET_COLS: &str =
     "t.id, t.sheet_no, t.css_serial_no, t.process, t.span, t.status, t.title, t.msisdn, t.complaint_source,
-    t.category, t.province, t.city, t.urgency, t.creator, t.created_at, t.deadline, t.replied_at, t.closed_at";
+    t.category, t.province, t.city, t.urgency, t.creator, t.created_at, t.deadline, t.replied_at, t.closed_at, t.assurance";
 
 fn ticket_row(r: &Row) -> rusqlite::Result<TicketRow> {
     Ok(TicketRow {
@@ -136,6 +137,7 @@ fn ticket_row(r: &Row) -> rusqlite::Result<TicketRow> {
         deadline: opt_time(r, 15)?,
         replied_at: opt_time(r, 16)?,
         closed_at: opt_time(r, 17)?,
+        assurance: r.get(18)?,
     })
 }
 

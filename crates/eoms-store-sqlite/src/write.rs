@@ -158,8 +158,8 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
                  creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash, solved, flags,
-                 repeat_count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+                 repeat_count, assurance)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
             )
             .map_err(err)?
             .execute(params![
@@ -193,6 +193,7 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 s.solved,
                 s.flags,
                 w.repeat_count,
+                w.assurance,
             ])
             .map_err(|e| match err(e) {
                 StorageError::Duplicate { .. } => StorageError::Duplicate { what: "ticket", key: t.sheet_no.to_string() },

@@ -920,6 +920,48 @@ pub async fn kpis_equal_direct_counts<S: Store>(s: &S) {
     assert_eq!(jn_wy, jn_claimed, "济南网优中心 acted on (claimed) every 济南 ticket dispatched to it");
 }
 
+/// Assurance periods are stored, listed newest first and replaced by id; the period a ticket fell
+/// in is kept with it and shown in its lists.
+pub async fn assurance_periods_and_marked_tickets<S: Store>(s: &S) {
+    let p = AssurancePeriod {
+        id: 0,
+        name: "国庆重保".into(),
+        starts_at: t0(),
+        ends_at: t0() + TimeDelta::days(7),
+        msisdns: vec!["13800001111".into()],
+        customers: Vec::new(),
+        regions: vec!["sd.jn".into()],
+        urgency: "urgent".into(),
+        note: "七天".into(),
+        created_by: "admin".into(),
+    };
+    let a = s.save_assurance(&p).await.unwrap();
+    let b = s.save_assurance(&AssurancePeriod { name: "峰会重保".into(), ..p.clone() }).await.unwrap();
+    assert!(a > 0 && b > a);
+    let list = s.assurance_periods().await.unwrap();
+    assert_eq!(list.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(), ["峰会重保", "国庆重保"]);
+    assert_eq!(list[1], AssurancePeriod { id: a, ..p.clone() });
+    s.save_assurance(&AssurancePeriod { id: a, ends_at: t0() + TimeDelta::days(1), ..p.clone() }).await.unwrap();
+    assert_eq!(s.assurance_periods().await.unwrap()[1].ends_at, t0() + TimeDelta::days(1));
+    let missing = s.save_assurance(&AssurancePeriod { id: 9999, ..p.clone() }).await;
+    assert!(matches!(missing, Err(StorageError::NotFound { .. })), "{missing:?}");
+    // A ticket created in the period.
+    let w = World { def: mobile(), org: org() };
+    let new = NewTicket {
+        id: TicketId(77),
+        sheet_no: "TS2026ASSURE01".into(),
+        form: form(mobile_form("sd.jn", "13800001111", "重保单")),
+    };
+    let d = create(w, &UserId::new("sd_css_system"), &new, t0()).unwrap();
+    let mut write = TicketWrite::from_decision(None, d, org(), None).unwrap();
+    write.assurance = Some("国庆重保".into());
+    s.commit(write).await.unwrap();
+    let rows = s.query(&TicketQuery::new(Scope::All)).await.unwrap();
+    assert_eq!(rows.items[0].assurance.as_deref(), Some("国庆重保"));
+    let t = todo(s, "jn_dispatcher").await;
+    assert_eq!(t.items[0].assurance.as_deref(), Some("国庆重保"));
+}
+
 /// Generates one `#[tokio::test]` per conformance check; `$make` is an async expression that
 /// yields a fresh, migrated store, or `None` to skip (with the reason printed).
 pub async fn notifications_are_delivered_once_and_read_per_user<S: Store>(s: &S) {
@@ -1050,6 +1092,7 @@ macro_rules! conformance {
         $crate::conformance!(@one $make, migrations_are_idempotent_and_versioned);
         $crate::conformance!(@one $make, preferences_are_per_user_and_key);
         $crate::conformance!(@one $make, kpis_equal_direct_counts);
+        $crate::conformance!(@one $make, assurance_periods_and_marked_tickets);
         $crate::conformance!(@one $make, a_lifecycle_round_trips_and_history_replays);
         $crate::conformance!(@one $make, todo_and_done_follow_the_tasks);
         $crate::conformance!(@one $make, ticket_query_conditions_scope_and_paging);

@@ -116,3 +116,37 @@ pub struct DictEntry {
     #[serde(default)]
     pub parent: Option<String>,
 }
+
+/// An assurance period (重保): while it runs, complaints that match it get its urgency (and so the
+/// process' limits for that urgency) and are marked wherever they are listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AssurancePeriod {
+    /// 0 for a new one; given by the store.
+    #[serde(default)]
+    pub id: i64,
+    pub name: String,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    /// Subscriber numbers covered (any of them).
+    #[serde(default)]
+    pub msisdns: Vec<String>,
+    /// Customer names covered (any of them; the ticket's `customer_name`).
+    #[serde(default)]
+    pub customers: Vec<String>,
+    /// Org units covered, with their subtrees (the ticket's city, province or problem provinces).
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// The urgency matching complaints get (default `urgent`).
+    #[serde(default = "urgent")]
+    pub urgency: String,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub created_by: String,
+}
+
+fn urgent() -> String {
+    "urgent".into()
+}

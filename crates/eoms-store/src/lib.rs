@@ -27,7 +27,7 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
@@ -173,6 +173,8 @@ pub struct TicketWrite {
     /// For a new ticket: the earlier complaints of its subscriber in the repeat window
     /// (written once, at creation).
     pub repeat_count: u32,
+    /// For a new ticket: the assurance period it fell in (written once, at creation).
+    pub assurance: Option<String>,
     /// The ticket's TMF621 document (what TMF carries that the process has no field for),
     /// replaced in the same transaction when set.
     pub tmf: Option<serde_json::Value>,
@@ -321,6 +323,13 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces every dictionary in one transaction.
     fn save_dictionaries(&self, d: &[Dictionary]) -> impl Future<Output = Result<(), StorageError>> + Send;
     fn dictionaries(&self) -> impl Future<Output = Result<Vec<Dictionary>, StorageError>> + Send;
+
+    // ── Assurance periods ──
+
+    /// Stores an assurance period: a new one (id 0) gets an id; an existing one is replaced.
+    fn save_assurance(&self, a: &AssurancePeriod) -> impl Future<Output = Result<i64, StorageError>> + Send;
+    /// Every assurance period, newest first.
+    fn assurance_periods(&self) -> impl Future<Output = Result<Vec<AssurancePeriod>, StorageError>> + Send;
 
     // ── Per-user preferences ──
 
@@ -582,6 +591,7 @@ impl TicketWrite {
             idempotency,
             summary,
             repeat_count: 0,
+            assurance: None,
             tmf: None,
         })
     }

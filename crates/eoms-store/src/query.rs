@@ -62,6 +62,8 @@ pub struct TaskRow {
     pub opened_at: Timestamp,
     pub accept_deadline: Option<Timestamp>,
     pub complete_deadline: Option<Timestamp>,
+    /// The assurance period the ticket fell in.
+    pub assurance: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -315,4 +317,6 @@ pub struct TicketRow {
     pub deadline: Option<Timestamp>,
     pub replied_at: Option<Timestamp>,
     pub closed_at: Option<Timestamp>,
+    /// The assurance period the ticket fell in.
+    pub assurance: Option<String>,
 }

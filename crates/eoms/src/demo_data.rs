@@ -121,6 +121,7 @@ impl<'a> Drive<'a> {
             idempotency: None,
             summary,
             repeat_count: 0,
+            assurance: None,
             tmf: None,
         })
     }

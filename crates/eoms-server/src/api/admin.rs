@@ -550,3 +550,120 @@ pub async fn retry_outbox(State(app): State<Arc<App>>, c: Caller, Path(id): Path
     audit(&app, c.user.as_str(), "outbox_retry", &id.to_string(), serde_json::json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+// ── Assurance periods ──
+
+fn check_assurance(c: &Caller, a: &eoms_store::AssurancePeriod) -> ApiResult<()> {
+    let name = a.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid("name", "请填写名称（不超过 100 字）", "enter a name (up to 100 characters)"));
+    }
+    if a.ends_at <= a.starts_at {
+        return Err(ApiError::invalid("ends_at", "结束时间须晚于开始时间", "the end must be after the start"));
+    }
+    if a.msisdns.len() + a.customers.len() + a.regions.len() > 10_000 {
+        return Err(ApiError::invalid("msisdns", "条件过多（最多 10000 项）", "too many criteria (10,000 at most)"));
+    }
+    if a.msisdns.is_empty() && a.customers.is_empty() && a.regions.is_empty() {
+        return Err(ApiError::invalid(
+            "regions",
+            "请至少指定一个区域、用户号码或客户",
+            "name at least one region, subscriber number or customer",
+        ));
+    }
+    if let Some(m) = a.msisdns.iter().find(|m| eoms_domain::ids::Msisdn::parse(m.trim()).is_none()) {
+        return Err(ApiError::invalid(
+            "msisdns",
+            format!("号码“{m}”不是 11 位用户号码"),
+            format!("'{m}' is not an 11-digit number"),
+        ));
+    }
+    if let Some(r) = a.regions.iter().find(|r| c.world.org.unit(r.trim()).is_none()) {
+        return Err(ApiError::invalid("regions", format!("组织“{r}”不存在"), format!("no org unit '{r}'")));
+    }
+    if a.urgency.trim().is_empty() {
+        return Err(ApiError::invalid("urgency", "请填写紧急程度", "enter the urgency"));
+    }
+    Ok(())
+}
+
+pub async fn assurance_list(c: Caller) -> ApiResult<axum::Json<Vec<eoms_store::AssurancePeriod>>> {
+    c.require(Permission::Configure)?;
+    Ok(axum::Json(c.world.assurance.clone()))
+}
+
+async fn store_assurance(
+    app: &App,
+    c: &Caller,
+    mut a: eoms_store::AssurancePeriod,
+    what: &str,
+) -> ApiResult<eoms_store::AssurancePeriod> {
+    check_assurance(c, &a)?;
+    a.name = a.name.trim().to_string();
+    for list in [&mut a.msisdns, &mut a.customers, &mut a.regions] {
+        *list = list.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    }
+    if a.created_by.is_empty() {
+        a.created_by = c.user.to_string();
+    }
+    a.id = app.store.save_assurance(&a).await?;
+    audit(app, c.user.as_str(), what, &a.id.to_string(), serde_json::json!({"name": a.name, "ends_at": a.ends_at}))
+        .await?;
+    app.reload().await?;
+    Ok(a)
+}
+
+pub async fn assurance_create(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Body(mut a): Body<eoms_store::AssurancePeriod>,
+) -> ApiResult<(StatusCode, axum::Json<eoms_store::AssurancePeriod>)> {
+    c.require(Permission::Configure)?;
+    a.id = 0;
+    a.created_by = String::new();
+    Ok((StatusCode::CREATED, axum::Json(store_assurance(&app, &c, a, "assurance_create").await?)))
+}
+
+fn assurance_of(c: &Caller, id: &str) -> ApiResult<eoms_store::AssurancePeriod> {
+    let id: i64 = id.parse().map_err(|_| ApiError::not_found("没有这个重保时段", "no such assurance period"))?;
+    c.world
+        .assurance
+        .iter()
+        .find(|a| a.id == id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("没有这个重保时段", "no such assurance period"))
+}
+
+pub async fn assurance_update(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(mut a): Body<eoms_store::AssurancePeriod>,
+) -> ApiResult<axum::Json<eoms_store::AssurancePeriod>> {
+    c.require(Permission::Configure)?;
+    let cur = assurance_of(&c, &id)?;
+    a.id = cur.id;
+    a.created_by = cur.created_by;
+    Ok(axum::Json(store_assurance(&app, &c, a, "assurance_update").await?))
+}
+
+/// Ends a period now (tickets created from now on no longer match it).
+pub async fn assurance_end(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<eoms_store::AssurancePeriod>> {
+    c.require(Permission::Configure)?;
+    let mut a = assurance_of(&c, &id)?;
+    let now = app.clock.now();
+    if a.ends_at <= now {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_ended",
+            "该重保时段已结束",
+            "this period has already ended",
+        ));
+    }
+    a.ends_at = now.max(a.starts_at + chrono::TimeDelta::seconds(1));
+    Ok(axum::Json(store_assurance(&app, &c, a, "assurance_end").await?))
+}

@@ -14,7 +14,7 @@ use eoms_domain::engine::{Command, NewTicket};
 use eoms_domain::ids::{OrgUnitId, TaskNo, TicketId};
 use eoms_domain::org::Permission;
 use eoms_domain::value::{Form, Value, china, parse_time};
-use eoms_domain::{World as EngineWorld, create, decide};
+use eoms_domain::{World as EngineWorld, decide};
 use eoms_store::{Committed, Idempotency, SortBy, Store, TicketQuery, Timestamp};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -120,7 +120,7 @@ pub async fn create_ticket(
     let now = app.clock.now();
     let id = app.next_ticket_id().await?;
     let new = NewTicket { id, sheet_no: sheet_no(id, now).into(), form: b.form };
-    let d = create(EngineWorld { def: &def, org: &c.world.org }, &c.user, &new, now)?;
+    let d = app.create_ticket(&c.world, &def, &c.user, new, now)?;
     commit(&app, &c, None, d, key, StatusCode::CREATED).await
 }
 

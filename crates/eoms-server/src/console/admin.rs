@@ -22,11 +22,12 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 fn admin_nav(p: &Page, active: &str) -> Markup {
-    let items: [(&str, &str, &str, Permission); 7] = [
+    let items: [(&str, &str, &str, Permission); 8] = [
         ("/admin/users", "users", p.t("用户", "Users"), Permission::AdministerUsers),
         ("/admin/org", "org", p.t("组织与角色", "Org & roles"), Permission::AdministerUsers),
         ("/admin/processes", "processes", p.t("流程与时限", "Processes & limits"), Permission::Configure),
         ("/admin/dictionaries", "dictionaries", p.t("字典", "Dictionaries"), Permission::Configure),
+        ("/admin/assurance", "assurance", p.t("重保时段", "Assurance periods"), Permission::Configure),
         ("/admin/css", "css", p.t("客服接口", "CSS interface"), Permission::Configure),
         ("/admin/outbox", "outbox", p.t("消息队列", "Outbox"), Permission::Configure),
         ("/admin/audit", "audit", p.t("审计日志", "Audit log"), Permission::AdministerUsers),
@@ -656,6 +657,153 @@ pub async fn audit(State(app): State<Arc<App>>, p: Page, Query(q): Query<OutboxQ
         (pager(p.lang, "/admin/audit", v.offset, v.limit, v.total))
     };
     super::ok(admin_page(&p, p.t("审计日志", "Audit log"), "audit", body))
+}
+
+// ── Assurance periods ──
+
+fn local_input(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&eoms_domain::value::china()).format("%Y-%m-%dT%H:%M").to_string()
+}
+
+fn assurance_form(p: &Page, a: Option<&eoms_store::AssurancePeriod>, action: &str, error: Option<&ApiError>) -> Markup {
+    let join = |v: Option<&Vec<String>>| v.map(|l| l.join("\n")).unwrap_or_default();
+    let id = a.map_or(0, |a| a.id);
+    html! {
+        form.card.grid method="post" action=(action) {
+            input type="hidden" name="_csrf" value=(p.csrf);
+            (problem(p, error))
+            div.field { label for={"as-name-" (id)} { (p.t("名称", "Name")) } input #{"as-name-" (id)} name="name" required maxlength="100" value=(a.map(|a| a.name.as_str()).unwrap_or("")); }
+            div.field { label for={"as-start-" (id)} { (p.t("开始", "Starts")) } input #{"as-start-" (id)} type="datetime-local" name="starts_at" required value=(a.map(|a| local_input(a.starts_at)).unwrap_or_default()); }
+            div.field { label for={"as-end-" (id)} { (p.t("结束", "Ends")) } input #{"as-end-" (id)} type="datetime-local" name="ends_at" required value=(a.map(|a| local_input(a.ends_at)).unwrap_or_default()); }
+            div.field { label for={"as-regions-" (id)} { (p.t("区域（组织编码，每行一个）", "Regions (org unit ids, one per line)")) } textarea #{"as-regions-" (id)} name="regions" rows="3" { (join(a.map(|a| &a.regions))) } }
+            div.field { label for={"as-msisdns-" (id)} { (p.t("用户号码（每行一个）", "Subscriber numbers (one per line)")) } textarea #{"as-msisdns-" (id)} name="msisdns" rows="3" { (join(a.map(|a| &a.msisdns))) } }
+            div.field { label for={"as-customers-" (id)} { (p.t("客户名称（每行一个）", "Customers (one per line)")) } textarea #{"as-customers-" (id)} name="customers" rows="3" { (join(a.map(|a| &a.customers))) } }
+            div.field {
+                label for={"as-urgency-" (id)} { (p.t("紧急程度", "Urgency")) }
+                select #{"as-urgency-" (id)} name="urgency" {
+                    option value="urgent" selected[a.is_none_or(|a| a.urgency == "urgent")] { (p.t("紧急", "Urgent")) }
+                    option value="normal" selected[a.is_some_and(|a| a.urgency == "normal")] { (p.t("一般", "Normal")) }
+                }
+            }
+            div.field { label for={"as-note-" (id)} { (p.t("说明", "Note")) } input #{"as-note-" (id)} name="note" maxlength="500" value=(a.map(|a| a.note.as_str()).unwrap_or("")); }
+            button.primary { (if a.is_some() { p.t("保存", "Save") } else { p.t("开始重保", "Start the period") }) }
+        }
+    }
+}
+
+fn assurance_page(p: &Page, now: chrono::DateTime<chrono::Utc>, error: Option<&ApiError>, failed_new: bool) -> Markup {
+    let list = &p.c.world.assurance;
+    let body = html! {
+        p.muted { (p.t("重保时段内新建的投诉，只要符合所列的每一类条件（区域、号码、客户，列出的才算），即按所设紧急程度处理（适用流程中该紧急程度的时限），并在各列表中标记“重保”。",
+            "While a period runs, a new complaint that meets every kind of criterion it lists (regions, numbers, customers) gets its urgency (and the process' limits for it) and is marked “Assured” in every list.")) }
+        div.scroll { table.list #assurance {
+            thead { tr { th { (p.t("名称", "Name")) } th { (p.t("时间", "Time")) } th { (p.t("条件", "Criteria")) } th { (p.t("状态", "State")) } th {} } }
+            tbody {
+                @if list.is_empty() { tr { td colspan="5" .empty { (p.t("没有重保时段", "No assurance periods")) } } }
+                @for a in list {
+                    @let running = a.starts_at <= now && now < a.ends_at;
+                    tr {
+                        td { (a.name) @if !a.note.is_empty() { br; span.muted { (a.note) } } }
+                        td { (when(a.starts_at)) " – " (when(a.ends_at)) }
+                        td {
+                            @if !a.regions.is_empty() { (p.t("区域：", "Regions: ")) (a.regions.iter().map(|r| unit_name(&p.c, p.lang, r)).collect::<Vec<_>>().join("、")) br; }
+                            @if !a.msisdns.is_empty() { (p.t("号码：", "Numbers: ")) (a.msisdns.len()) br; }
+                            @if !a.customers.is_empty() { (p.t("客户：", "Customers: ")) (a.customers.join("、")) }
+                        }
+                        td { @if running { span.badge.assure { (p.t("进行中", "running")) } } @else if now < a.starts_at { span.badge { (p.t("未开始", "upcoming")) } } @else { span.badge { (p.t("已结束", "ended")) } } }
+                        td {
+                            @if now < a.ends_at {
+                                form.inline method="post" action={"/admin/assurance/" (a.id) "/end"} {
+                                    input type="hidden" name="_csrf" value=(p.csrf);
+                                    button.small { (p.t("立即结束", "End now")) }
+                                }
+                            }
+                            details { summary { (p.t("编辑", "Edit")) } (assurance_form(p, Some(a), &format!("/admin/assurance/{}", a.id), None)) }
+                        }
+                    }
+                }
+            }
+        } }
+        h2 { (p.t("新建重保时段", "New assurance period")) }
+        (assurance_form(p, None, "/admin/assurance", if failed_new { error } else { None }))
+        @if !failed_new { (problem(p, error)) }
+    };
+    admin_page(p, p.t("重保时段", "Assurance periods"), "assurance", body)
+}
+
+pub async fn assurance(State(app): State<Arc<App>>, p: Page) -> PageResult {
+    p.c.require(Permission::Configure)?;
+    super::ok(assurance_page(&p, app.clock.now(), None, false))
+}
+
+fn lines(pairs: &Pairs, k: &str) -> Vec<String> {
+    pair(pairs, k).lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+fn period_of(pairs: &Pairs) -> Result<eoms_store::AssurancePeriod, ApiError> {
+    let time = |k: &str| {
+        let v = pair(pairs, k);
+        let s = v.replacen('T', " ", 1);
+        let s = if s.len() == 16 { format!("{s}:00") } else { s };
+        eoms_domain::value::parse_time(&s, eoms_domain::value::china())
+            .ok_or_else(|| ApiError::invalid(k, "时间格式有误", "not a valid date and time"))
+    };
+    Ok(eoms_store::AssurancePeriod {
+        id: 0,
+        name: pair(pairs, "name"),
+        starts_at: time("starts_at")?,
+        ends_at: time("ends_at")?,
+        msisdns: lines(pairs, "msisdns"),
+        customers: lines(pairs, "customers"),
+        regions: lines(pairs, "regions"),
+        urgency: Some(pair(pairs, "urgency")).filter(|u| !u.is_empty()).unwrap_or_else(|| "urgent".into()),
+        note: pair(pairs, "note"),
+        created_by: String::new(),
+    })
+}
+
+pub async fn create_assurance(State(app): State<Arc<App>>, p: Page, Form(f): Form<Pairs>) -> PageResult {
+    p.check_csrf(&pair(&f, "_csrf"))?;
+    let r = match period_of(&f) {
+        Ok(a) => crate::api::admin::assurance_create(State(app.clone()), p.c.clone(), Body(a)).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(()) => see("/admin/assurance"),
+        Err(e) => Ok(send(e.status(), assurance_page(&p, app.clock.now(), Some(&e), true))),
+    }
+}
+
+pub async fn update_assurance(
+    State(app): State<Arc<App>>,
+    p: Page,
+    Path(id): Path<String>,
+    Form(f): Form<Pairs>,
+) -> PageResult {
+    p.check_csrf(&pair(&f, "_csrf"))?;
+    let r = match period_of(&f) {
+        Ok(a) => {
+            crate::api::admin::assurance_update(State(app.clone()), p.c.clone(), Path(id), Body(a)).await.map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(()) => see("/admin/assurance"),
+        Err(e) => Ok(send(e.status(), assurance_page(&p, app.clock.now(), Some(&e), false))),
+    }
+}
+
+pub async fn end_assurance(
+    State(app): State<Arc<App>>,
+    p: Page,
+    Path(id): Path<String>,
+    Form(f): Form<super::CsrfOnly>,
+) -> PageResult {
+    p.check_csrf(&f.csrf)?;
+    match crate::api::admin::assurance_end(State(app.clone()), p.c.clone(), Path(id)).await {
+        Ok(_) => see("/admin/assurance"),
+        Err(e) => Ok(send(e.status(), assurance_page(&p, app.clock.now(), Some(&e), false))),
+    }
 }
 
 #[cfg(test)]

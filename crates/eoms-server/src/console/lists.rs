@@ -65,7 +65,7 @@ fn todo_rows_markup(p: &Page, v: &TodoView) -> Markup {
         @for r in &v.items {
             tr class=(format!("u-{}", r.urgency)) {
                 td { a href={"/t/" (r.ticket_id)} { (r.sheet_no) } }
-                td { (r.title) }
+                td { (r.title) @if let Some(a) = &r.assurance { " " span.badge.assure title=(a) { (p.t("重保", "Assured")) } } }
                 td { (process_name(&p.c, p.lang, &r.process)) }
                 td { (step_name(&p.c, p.lang, &r.process, &r.step)) }
                 td { (unit_name(&p.c, p.lang, &r.org)) }
@@ -149,7 +149,7 @@ pub fn ticket_table(p: &Page, rows: &[TicketRowView]) -> Markup {
                     @for r in rows {
                         tr class=[r.overdue.then_some("u-overdue")] {
                             td { a href={"/t/" (r.id)} { (r.sheet_no) } }
-                            td { (r.title) }
+                            td { (r.title) @if let Some(a) = &r.assurance { " " span.badge.assure title=(a) { (p.t("重保", "Assured")) } } }
                             td { (process_name(&p.c, p.lang, &r.process)) }
                             td { span class={"status s-" (r.status)} { (status_name(p.lang, &r.status)) } }
                             td { (r.msisdn.clone().unwrap_or_default()) }

@@ -398,6 +398,12 @@ async fn render(
         .map_or_else(|| v.span.clone(), |s| s.name.get(p.lang).to_string());
     // A repeat complaint: the same rule as at creation, shown to whoever handles it.
     let repeats = app.earlier_complaints(t).await?;
+    // The assurance period it fell in, as recorded when it was created.
+    let mut q = eoms_store::TicketQuery::new(eoms_store::Scope::All);
+    q.sheet_no = Some(t.sheet_no.to_string());
+    q.count_total = false;
+    q.page = eoms_store::PageReq { limit: 1, offset: 0 };
+    let assured = app.store.query(&q).await?.items.into_iter().next().and_then(|r| r.assurance);
     let has_msisdn = t.fields.iter().any(|(_, x)| matches!(x, eoms_domain::value::Value::Msisdn(_)));
     let done_name = done.map(|a| {
         if a == "created" {
@@ -416,6 +422,7 @@ async fn render(
                 span.badge { (span_name) }
                 @if v.overdue { span.badge.overdue { (p.t("已超时", "Overdue")) } }
                 @if v.suspended { span.badge.warning { (p.t("挂起中", "Suspended")) } }
+                @if let Some(a) = &assured { span.badge.assure #assurance-badge { (p.t("重保：", "Assured: ")) (a) } }
                 @if repeats > 0 {
                     span.badge.overdue #repeat-badge {
                         (p.t("重复投诉：", "Repeat complaint: ")) (repeats) (p.t(" 次（", " earlier (")) (app.cfg.repeat_window_days) (p.t(" 天内）", " days)"))

@@ -9,7 +9,7 @@ use crate::api::tickets::sheet_no;
 use eoms_domain::engine::{Command, NewTicket};
 use eoms_domain::ids::{TicketId, UserId};
 use eoms_domain::value::{Form, Input};
-use eoms_domain::{DomainError, Lang, World as EngineWorld, create, decide};
+use eoms_domain::{DomainError, Lang, World as EngineWorld, decide};
 use eoms_store::{Idempotency, Inbound, InboundCall, StorageError, Store};
 use sha2::Digest;
 use std::collections::BTreeMap;
@@ -243,8 +243,7 @@ async fn create_ticket(
     let id = app.next_ticket_id().await.map_err(unavailable)?;
     let new = NewTicket { id, sheet_no: sheet_no(id, now).into(), form };
     let user = UserId::new(&cfg.system_user);
-    let d = create(EngineWorld { def: &def, org: &world.org }, &user, &new, now)
-        .map_err(|e| domain_refusal(&cfg.fields, e))?;
+    let d = app.create_ticket(&world, &def, &user, new, now).map_err(|e| domain_refusal(&cfg.fields, e))?;
     commit(app, None, d, key).await
 }
 

@@ -162,7 +162,7 @@ pub async fn create(
     mask_characteristics(&mut doc, Some(&def));
     let id = app.next_ticket_id().await?;
     let new = NewTicket { id, sheet_no: sheet_no(id, now).into(), form };
-    let d = eoms_domain::create(EngineWorld { def: &def, org: &world.org }, &c.user, &new, now)?;
+    let d = app.create_ticket(&world, &def, &c.user, new, now)?;
     let (state, events) = (d.state.clone(), d.events.clone());
     let doc = Value::Object(doc);
     app.commit_decision_with(&world, None, d, None, Change { doc: Some(doc.clone()), deleted: false }).await?;
