@@ -2,10 +2,10 @@
 //! (or `--config FILE`), then `EOMS_` environment variables. Unknown keys are errors.
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where eoms keeps its files: the SQLite database (by default) and backups.
@@ -54,28 +54,29 @@ pub fn redact(url: &str) -> String {
 
 /// The annotated example printed by `eoms config example`.
 pub const EXAMPLE: &str = r#"# eoms.toml — eoms reads this file from the working directory (or --config FILE).
-# Every key can also be set as an environment variable: EOMS_ + the key in capitals.
+# The keys marked "Env:" can also be set by that environment variable, which wins over the file.
 
-# Where eoms keeps its files: the SQLite database (by default) and backups.
+# Where eoms keeps its files: the SQLite database (by default) and backups. Env: EOMS_DATA_DIR.
 data_dir = "data"
 
-# The database. The backend is chosen from the URL:
-#   sqlite://data/eoms.db                    the embedded default (one file, nothing to install)
-#   postgres://eoms@127.0.0.1:5432/eoms      PostgreSQL, for production and several nodes
-# Default: the SQLite file eoms.db in data_dir.
+# The database; the backend is chosen from the URL: sqlite://data/eoms.db (the embedded default:
+# one file, nothing to install) or postgres://eoms@127.0.0.1:5432/eoms (PostgreSQL, for production
+# and several nodes). Default: the SQLite file eoms.db in data_dir. Env: EOMS_DATABASE_URL.
 # database_url = "postgres://eoms@127.0.0.1:5432/eoms"
 
-# PostgreSQL connections per node.
+# PostgreSQL connections per node. Env: EOMS_POOL_SIZE.
 pool_size = 16
 
 [server]
 # Address and port to listen on. Env: EOMS_LISTEN.
 listen = "127.0.0.1:8080"
-# A session ends after this many minutes without a request, and this many hours after sign-in.
+# A session ends after this many minutes without a request.
 session_idle_minutes = 30
+# A session ends this many hours after sign-in, however busy.
 session_max_hours = 12
-# Failed sign-ins in a row that lock an account, and for how long.
+# Failed sign-ins in a row that lock an account.
 max_failed_logins = 5
+# How long a locked account stays locked, in minutes.
 lockout_minutes = 15
 # Largest attachment accepted, in bytes.
 max_attachment_bytes = 20971520
