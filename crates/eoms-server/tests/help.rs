@@ -158,6 +158,9 @@ fn headings_get_ids_and_links_point_into_the_site() {
     assert!(r.html.contains("href=\"/help/en/roles#todo\""), "{}", r.html);
     assert!(r.html.contains("src=\"/help/images/todo.png\""), "{}", r.html);
     assert_eq!(help::slug("是否故障问题 is_fault"), "是否故障问题-is-fault");
+    // A line break inside Chinese text is no space; between English words it is.
+    assert!(help::render("zh", "第一行\n第二行，`code`\n继续").html.contains("第一行第二行，<code>code</code>继续"));
+    assert!(help::render("en", "one\ntwo").html.contains("one\ntwo"));
 }
 
 #[tokio::test]

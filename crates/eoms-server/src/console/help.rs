@@ -120,6 +120,25 @@ fn level_num(l: HeadingLevel) -> u8 {
     }
 }
 
+fn is_cjk(c: char) -> bool {
+    ('\u{2e80}'..='\u{9fff}').contains(&c)
+        || ('\u{f900}'..='\u{faff}').contains(&c)
+        || ('\u{ff00}'..='\u{ffef}').contains(&c)
+}
+
+/// Whether the text before or after a line break ends or starts with a Chinese character.
+fn cjk_around(before: &Event, after: Option<&Event>) -> bool {
+    let last = match before {
+        Event::Text(t) | Event::Code(t) => t.chars().next_back(),
+        _ => None,
+    };
+    let first = match after {
+        Some(Event::Text(t) | Event::Code(t)) => t.chars().next(),
+        _ => None,
+    };
+    last.is_some_and(is_cjk) || first.is_some_and(is_cjk)
+}
+
 /// Renders a page of the guide written in `lang`.
 pub fn render(lang: &str, md: &str) -> Rendered {
     let opts = Options::ENABLE_TABLES | Options::ENABLE_HEADING_ATTRIBUTES | Options::ENABLE_STRIKETHROUGH;
@@ -189,6 +208,8 @@ pub fn render(lang: &str, md: &str) -> Rendered {
             }
             // Raw HTML is never passed through.
             Event::Html(_) | Event::InlineHtml(_) => {}
+            // A line break inside Chinese text is no space (as a browser would show it).
+            Event::SoftBreak if i > 0 && cjk_around(&events[i - 1], events.get(i + 1)) => {}
             e => {
                 if let Event::Text(t) | Event::Code(t) = e {
                     section.2.push_str(t);
