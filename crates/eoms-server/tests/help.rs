@@ -199,3 +199,34 @@ async fn the_guide_is_served_to_a_signed_in_user_and_searchable() {
     let todo = t.get("jn_wy", "/todo").await.text();
     assert!(todo.contains(&format!("href=\"/help/zh/{}\"", help::TODO)), "{todo}");
 }
+
+/// The worked examples of "How a group is matched" (configuration.md#routing) are what the
+/// router does with the demo org.
+#[test]
+fn the_guides_routing_examples_are_what_eoms_does() {
+    use eoms_domain::Org;
+    use eoms_domain::ids::{FlowRoleKey, OrgUnitId};
+    let org = Org::from_toml(eoms_server::demo::DEMO_ORG).unwrap();
+    let route = |role: &str, unit: &str, network_type: Option<&str>| {
+        let dims = [("specialty", None), ("network_type", network_type), ("category", Some("移网")), ("vendor", None)];
+        let r = org.route(&FlowRoleKey::new(role), &OrgUnitId::new(unit), &dims).expect("a group");
+        (
+            org.directory().sub_roles.iter().find(|s| s.id == r.group).unwrap().name.clone(),
+            r.leader.map(|l| l.to_string()),
+        )
+    };
+    assert_eq!(route("optimization_handler", "sd.jn", Some("4G")), ("济南网优组".to_string(), None));
+    assert_eq!(
+        route("optimization_handler", "sd.jn", Some("5G")),
+        ("济南网优5G组".to_string(), Some("jn_wy5g".to_string()))
+    );
+    assert_eq!(route("optimization_handler", "sd.jn", None), ("济南网优组".to_string(), None));
+    assert_eq!(route("enterprise_handler", "sd.jn", None).0, "山东集客部");
+    assert_eq!(route("enterprise_handler", "hq", None).0, "总部集客(缺省)");
+    for lang in LANGS {
+        let page = help::source(lang, "configuration").unwrap();
+        for name in ["济南网优组", "济南网优5G组", "山东集客部", "总部集客(缺省)", "jn_wy5g"] {
+            assert!(page.contains(name), "{lang}/configuration.md's routing examples name {name}");
+        }
+    }
+}
