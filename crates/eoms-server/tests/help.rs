@@ -194,6 +194,13 @@ async fn the_guide_is_served_to_a_signed_in_user_and_searchable() {
     let hits = help::search("en", "sub-role");
     assert!(hits.iter().any(|h| h.page == "configuration"), "{hits:?}");
     assert!(help::search("zh", "这个词一定不在帮助里xyz").is_empty());
+    let hits = help::search("en", "outbox");
+    assert_eq!(
+        (hits[0].page, hits[0].id.as_str()),
+        ("operations", "outbox"),
+        "a section named by the word comes first"
+    );
+    assert!(hits.iter().all(|h| !h.snippet.contains(" ,")), "{hits:?}");
 
     // The console's pages link to their section.
     let todo = t.get("jn_wy", "/todo").await.text();

@@ -213,8 +213,18 @@ pub fn render(lang: &str, md: &str) -> Rendered {
             e => {
                 if let Event::Text(t) | Event::Code(t) = e {
                     section.2.push_str(t);
-                    section.2.push(' ');
-                } else if matches!(e, Event::SoftBreak | Event::HardBreak | Event::End(_)) && !section.2.ends_with(' ')
+                } else if matches!(
+                    e,
+                    Event::SoftBreak
+                        | Event::HardBreak
+                        | Event::End(
+                            TagEnd::Paragraph
+                                | TagEnd::Item
+                                | TagEnd::TableCell
+                                | TagEnd::CodeBlock
+                                | TagEnd::BlockQuote(_)
+                        )
+                ) && !section.2.ends_with(' ')
                 {
                     section.2.push(' ');
                 }
@@ -279,6 +289,11 @@ pub fn search(lang: &str, q: &str) -> Vec<Hit> {
             }
         }
     }
+    // Sections named by the words first, then in the guide's order.
+    hits.sort_by_key(|h| {
+        let title = h.title.to_lowercase();
+        !terms.iter().all(|t| title.contains(t.as_str()))
+    });
     hits.truncate(50);
     hits
 }
