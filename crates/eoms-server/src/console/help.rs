@@ -333,6 +333,11 @@ pub const TICKET: &str = "roles#ticket-page";
 pub const NEW: &str = "roles#new-ticket";
 pub const QUERY: &str = "data#query";
 
+/// The section of the guide about creating a ticket of a process.
+pub fn new_section(process: &str) -> &'static str {
+    if process == "customer_complaint" { "roles#applicant" } else { NEW }
+}
+
 /// The section of the guide about an admin page (by its menu key).
 pub fn admin_section(active: &str) -> &'static str {
     match active {
@@ -349,7 +354,7 @@ pub fn admin_section(active: &str) -> &'static str {
 
 /// Every section the console links to.
 pub fn targets() -> Vec<&'static str> {
-    let mut v = vec![TODO, TICKET, NEW, QUERY];
+    let mut v = vec![TODO, TICKET, NEW, QUERY, new_section("customer_complaint")];
     v.extend(["", "users", "org", "processes", "dictionaries", "css", "outbox", "audit"].map(admin_section));
     v
 }

@@ -727,7 +727,7 @@ fn create_markup(p: &Page, def: &ProcessDefinition, filled: &Filled) -> Markup {
         filled.values.get("_idem").and_then(|v| v.first().cloned()).unwrap_or_else(|| crate::auth::random_hex(12));
     let (required, optional): (Vec<_>, Vec<_>) = fields.iter().partition(|f| f.required || f.required_if.is_some());
     html! {
-        h1 { (p.t("新建", "New ")) (def.name.get(p.lang)) " " (super::help::link(p, super::help::NEW)) }
+        h1 { (p.t("新建", "New ")) (def.name.get(p.lang)) " " (super::help::link(p, super::help::new_section(key))) }
         @if !def.description.is_empty() { p.muted { (def.description) } }
         @if let Some(e) = &filled.error && e.field().is_none_or(|f| fields.iter().all(|x| x.key != f)) {
             p.error role="alert" { (e.message(p.lang)) }
