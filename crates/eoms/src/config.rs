@@ -2,10 +2,10 @@
 //! (or `--config FILE`), then `EOMS_` environment variables. Unknown keys are errors.
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where eoms keeps its files: the SQLite database (by default) and backups.
@@ -54,28 +54,29 @@ pub fn redact(url: &str) -> String {
 
 /// The annotated example printed by `eoms config example`.
 pub const EXAMPLE: &str = r#"# eoms.toml — eoms reads this file from the working directory (or --config FILE).
-# Every key can also be set as an environment variable: EOMS_ + the key in capitals.
+# The keys marked "Env:" can also be set by that environment variable, which wins over the file.
 
-# Where eoms keeps its files: the SQLite database (by default) and backups.
+# Where eoms keeps its files: the SQLite database (by default) and backups. Env: EOMS_DATA_DIR.
 data_dir = "data"
 
-# The database. The backend is chosen from the URL:
-#   sqlite://data/eoms.db                    the embedded default (one file, nothing to install)
-#   postgres://eoms@127.0.0.1:5432/eoms      PostgreSQL, for production and several nodes
-# Default: the SQLite file eoms.db in data_dir.
+# The database; the backend is chosen from the URL: sqlite://data/eoms.db (the embedded default:
+# one file, nothing to install) or postgres://eoms@127.0.0.1:5432/eoms (PostgreSQL, for production
+# and several nodes). Default: the SQLite file eoms.db in data_dir. Env: EOMS_DATABASE_URL.
 # database_url = "postgres://eoms@127.0.0.1:5432/eoms"
 
-# PostgreSQL connections per node.
+# PostgreSQL connections per node. Env: EOMS_POOL_SIZE.
 pool_size = 16
 
 [server]
 # Address and port to listen on. Env: EOMS_LISTEN.
 listen = "127.0.0.1:8080"
-# A session ends after this many minutes without a request, and this many hours after sign-in.
+# A session ends after this many minutes without a request.
 session_idle_minutes = 30
+# A session ends this many hours after sign-in, however busy.
 session_max_hours = 12
-# Failed sign-ins in a row that lock an account, and for how long.
+# Failed sign-ins in a row that lock an account.
 max_failed_logins = 5
+# How long a locked account stays locked, in minutes.
 lockout_minutes = 15
 # Largest attachment accepted, in bytes.
 max_attachment_bytes = 20971520
@@ -85,33 +86,49 @@ secure_cookies = false
 log_format = "text"
 # How often a node re-reads configuration other nodes may have changed, in seconds.
 reload_seconds = 10
-# Repeat complaints (a KPI; flagged on the ticket): an earlier complaint within this many days,
-# by the same subscriber ("msisdn") or the same subscriber about the same category ("msisdn_category").
+# Repeat complaints (a KPI; flagged on the ticket): a complaint is a repeat when there is an
+# earlier complaint matching it within this many days.
 repeat_window_days = 30
+# What makes an earlier complaint match, for repeat complaints: "msisdn" (the same subscriber) or
+# "msisdn_category" (the same subscriber, about the same first-level category).
 repeat_key = "msisdn"
 
 # Subscribers per region (org unit id = count), for complaints per 10,000 subscribers (万投比).
+# Empty by default: that figure is then not computed.
 [server.subscribers]
+# For example:
 # "sd" = 62000000
 # "sd.jn" = 8500000
 
 [server.tmf]
 # TMF621 Trouble Ticket at /tmf-api/troubleTicket/v4 and /v5 (docs/TMF621.md).
+
 # The user that calls WITHOUT credentials act as (its roles and data scope apply). Unset (the
 # default): such calls are refused (401). Env: EOMS_TMF_SERVICE_ACCOUNT.
 # service_account = "sd_applicant"
 # Severities (case-insensitive) that make a ticket urgent; any other is normal.
 urgent_severities = ["critical", "high", "major", "urgent"]
-# Delivery attempts to a hub listener before an event is dead-lettered, and its answer timeout.
+# Delivery attempts to a hub listener before an event is dead-lettered (admins see and retry dead
+# letters at /api/v1/admin/outbox).
 max_attempts = 12
+# Seconds a hub listener has to answer a delivery.
 timeout_seconds = 10
-# How a TMF ticket enters a process: the first rule whose ticket_type and severity match (an
-# absent one matches anything). The ticketType is appended to the category path; urgency comes
-# from the severity unless fixed; form sets fixed create-form values. Characteristics
-# (troubleTicketCharacteristic) named after a create-form field fill it (msisdn, city, ...).
+
+# How a TMF ticket enters a process: the first rule whose ticket_type and severity match. Add one
+# [[server.tmf.mapping]] table per rule; the rules replace the default one shown here.
+# Characteristics (troubleTicketCharacteristic) named after a create-form field fill it (msisdn, city, ...).
 [[server.tmf.mapping]]
+# The rule matches this ticketType (case-insensitive); unset: any.
+# ticket_type = "complaint"
+# The rule matches this severity (case-insensitive); unset: any.
+# severity = "critical"
+# The process the ticket is created in (its key).
 process = "customer_complaint"
+# The category path; the ticketType is appended as its last level.
 category = ["TMF621"]
+# A fixed urgency ("urgent" or "normal"); unset: from the severity (urgent_severities).
+# urgency = "urgent"
+# Fixed create-form values (field key = value).
 form = { complaint_source = "online" }
 "#;
 

@@ -6,6 +6,7 @@
 mod bench;
 mod clock;
 mod config;
+mod config_doc;
 mod css_sim;
 mod db;
 mod demo_data;
@@ -115,6 +116,12 @@ enum ConfigCommand {
     Example,
     /// Print the configuration in effect (passwords redacted).
     Show,
+    /// Print the configuration reference of the operator's guide (Markdown), from the example.
+    Reference {
+        /// zh or en.
+        #[arg(long, default_value = "zh")]
+        lang: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -123,6 +130,10 @@ fn main() -> ExitCode {
         Command::Process(cmd) => return process_cmd::run(cmd),
         Command::Config(ConfigCommand::Example) => {
             print!("{}", config::EXAMPLE);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Reference { lang }) => {
+            print!("{}", config_doc::reference(&lang));
             Ok(())
         }
         Command::Config(ConfigCommand::Show) => config::Config::load(cli.config.as_deref()).map(|c| println!("{c:#?}")),

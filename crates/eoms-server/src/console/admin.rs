@@ -42,7 +42,12 @@ fn admin_nav(p: &Page, active: &str) -> Markup {
 }
 
 fn admin_page(p: &Page, title: &str, active: &str, body: Markup) -> Markup {
-    layout(p, title, "admin", html! { h1 { (title) } (admin_nav(p, active)) (body) })
+    layout(
+        p,
+        title,
+        "admin",
+        html! { h1 { (title) " " (super::help::link(p, super::help::admin_section(active))) } (admin_nav(p, active)) (body) },
+    )
 }
 
 fn require_admin(p: &Page) -> Result<(), Fail> {

@@ -101,7 +101,7 @@ pub async fn todo(State(app): State<Arc<App>>, p: Page, Query(q): Query<ListPara
     let rows_url = format!("/todo/rows?process={}&offset={}", enc(&process), v.offset);
     let all: u64 = v.per_process.values().sum();
     let body = html! {
-        h1 { (p.t("待办工单", "To-do")) }
+        h1 { (p.t("待办工单", "To-do")) " " (super::help::link(&p, super::help::TODO)) }
         nav.tabs aria-label=(p.t("按流程", "By process")) {
             a href="/todo" aria-current=[process.is_empty().then_some("page")] { (p.t("全部", "All")) " " span.count { (all) } }
             @for (key, n) in &v.per_process {

@@ -16,6 +16,7 @@
 //!   token of its own. Language: zh-CN by default, English by switch, remembered per user.
 
 pub mod admin;
+pub mod help;
 pub mod lists;
 pub mod query;
 pub mod stats;
@@ -80,6 +81,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/admin/audit", get(admin::audit))
         .route("/static/console.css", get(style))
         .route("/static/console.js", get(script))
+        .merge(help::routes())
 }
 
 // ── The signed-in page context ─────────────────────────────────────────────────────────────
@@ -301,6 +303,7 @@ pub fn layout(p: &Page, title: &str, active: &str, body: Markup) -> Markup {
                             (nav("/notifications", "notifications", p.t("通知", "Notifications")))
                             @if admin { (nav("/admin", "admin", p.t("管理", "Admin"))) }
                             li { a href="/api/docs" { "API" } }
+                            (nav("/help", "help", p.t("帮助", "Help")))
                         }
                     }
                     div.me {

@@ -245,7 +245,7 @@ pub async fn page(State(app): State<Arc<App>>, p: Page, Query(q): Query<Pairs>) 
     };
     let base = format!("/query?run=1&{qs}");
     let body = html! {
-        h1 { (p.t("工单查询", "Ticket query")) }
+        h1 { (p.t("工单查询", "Ticket query")) " " (super::help::link(&p, super::help::QUERY)) }
         @if !saved.is_empty() {
             nav.saved aria-label=(p.t("我的查询", "My saved queries")) {
                 span.muted { (p.t("我的查询：", "Saved: ")) }

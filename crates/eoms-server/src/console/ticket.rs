@@ -334,7 +334,7 @@ fn field_input(p: &Page, def: &ProcessDefinition, f: &FieldView, form_id: &str, 
                 @if let Some(c) = &f.required_if { span.cond { " " (p.t("（条件必填：", "(required when ")) code { (c) } (p.t("）", ")")) } }
             }
             (input)
-            @if !f.help.is_empty() { small.help { (f.help) } }
+            @if !f.help.is_empty() { small.field-help { (f.help) } }
             @if let Some(e) = err { p.field-error #{(id) "-err"} role="alert" { (named(&e.message(p.lang), &f.key, &f.name)) } }
         }
     }
@@ -415,7 +415,7 @@ async fn render(
     let body = html! {
         @if let Some(n) = done_name { p.flash role="status" { (p.t("已完成：", "Done: ")) (n) } }
         header.ticket-head {
-            h1 { span.sheet { (v.sheet_no) } " " (v.title) }
+            h1 { span.sheet { (v.sheet_no) } " " (v.title) " " (super::help::link(p, super::help::TICKET)) }
             p.badges {
                 span class={"status s-" (v.status)} { (status_name(p.lang, &v.status)) }
                 span.badge { (v.process_name) " v" (v.process_version) }
@@ -741,7 +741,7 @@ fn create_markup(p: &Page, def: &ProcessDefinition, filled: &Filled) -> Markup {
         filled.values.get("_idem").and_then(|v| v.first().cloned()).unwrap_or_else(|| crate::auth::random_hex(12));
     let (required, optional): (Vec<_>, Vec<_>) = fields.iter().partition(|f| f.required || f.required_if.is_some());
     html! {
-        h1 { (p.t("新建", "New ")) (def.name.get(p.lang)) }
+        h1 { (p.t("新建", "New ")) (def.name.get(p.lang)) " " (super::help::link(p, super::help::new_section(key))) }
         @if !def.description.is_empty() { p.muted { (def.description) } }
         @if let Some(e) = &filled.error && e.field().is_none_or(|f| fields.iter().all(|x| x.key != f)) {
             p.error role="alert" { (e.message(p.lang)) }

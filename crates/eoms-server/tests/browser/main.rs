@@ -345,3 +345,27 @@ fn script_in_ticket_text_dictionaries_and_file_names_never_runs() {
     assert_eq!(b.dialog(), None);
     assert!(b.text("#todo-rows").contains("<script>window.__xss=3</script>"));
 }
+
+#[test]
+fn the_guide_opens_at_the_pages_section_shows_its_screenshots_and_finds_a_term() {
+    let Some(b) = browser() else { return };
+    let base = server();
+    sign_in(&b, &base, "jn_wy");
+    let _ = b.console();
+    b.click("h1 a.help-link");
+    b.wait_for("the guide", |b| b.url().ends_with("/help/zh/roles#todo"));
+    assert!(b.exists("article.help-doc h3#todo"), "the section the link points at");
+    let img = "article.help-doc img[src='/help/images/todo.png']";
+    b.wait_for("the screenshot", |b| {
+        b.js("return document.querySelector(arguments[0]).naturalWidth", json!([img])).as_u64().unwrap_or(0) > 100
+    });
+    b.screenshot("help");
+    b.type_into("#help-q", "是否故障问题");
+    b.click("form.help-search button");
+    b.wait_for("the results", |b| b.url().contains("q="));
+    assert_ne!(b.text("#help-total"), "0");
+    b.click("ol.help-hits a[href*='#is-fault']");
+    b.wait_for("the section", |b| b.url().ends_with("/help/zh/roles#is-fault"));
+    let errors: Vec<String> = b.console().into_iter().filter(|m| m.starts_with("SEVERE")).collect();
+    assert!(errors.is_empty(), "no script errors or refused content: {errors:?}");
+}
