@@ -28,6 +28,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (5, "preferences_kpis", include_str!("../migrations/0005_preferences_kpis.sql")),
     (6, "tmf_hub", include_str!("../migrations/0006_tmf_hub.sql")),
     (7, "assurance", include_str!("../migrations/0007_assurance.sql")),
+    (8, "kpi_index", include_str!("../migrations/0008_kpi_index.sql")),
 ];
 
 /// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
