@@ -205,6 +205,10 @@ async fn the_guide_is_served_to_a_signed_in_user_and_searchable() {
     // The console's pages link to their section.
     let todo = t.get("jn_wy", "/todo").await.text();
     assert!(todo.contains(&format!("href=\"/help/zh/{}\"", help::TODO)), "{todo}");
+    for (path, section) in [("/done", help::DONE), ("/notifications", help::NOTIFICATIONS)] {
+        let page = t.get("jn_wy", path).await.text();
+        assert!(page.contains(&format!("href=\"/help/zh/{section}\"")), "{path}: {page}");
+    }
 }
 
 /// The worked examples of "How a group is matched" (configuration.md#routing) are what the

@@ -332,6 +332,9 @@ pub const TODO: &str = "roles#todo";
 pub const TICKET: &str = "roles#ticket-page";
 pub const NEW: &str = "roles#new-ticket";
 pub const QUERY: &str = "data#query";
+pub const DONE: &str = "data#done";
+pub const NOTIFICATIONS: &str = "roles#todo";
+pub const STATS: &str = "data#statistics";
 
 /// The section of the guide about creating a ticket of a process.
 pub fn new_section(process: &str) -> &'static str {
@@ -348,14 +351,17 @@ pub fn admin_section(active: &str) -> &'static str {
         "css" => "configuration#css",
         "outbox" => "operations#outbox",
         "audit" => "operations#audit",
+        "assurance" => "configuration#assurance",
         _ => "configuration#admin",
     }
 }
 
 /// Every section the console links to.
 pub fn targets() -> Vec<&'static str> {
-    let mut v = vec![TODO, TICKET, NEW, QUERY, new_section("customer_complaint")];
-    v.extend(["", "users", "org", "processes", "dictionaries", "css", "outbox", "audit"].map(admin_section));
+    let mut v = vec![TODO, TICKET, NEW, QUERY, DONE, NOTIFICATIONS, STATS, new_section("customer_complaint")];
+    v.extend(
+        ["", "users", "org", "processes", "dictionaries", "css", "outbox", "audit", "assurance"].map(admin_section),
+    );
     v
 }
 

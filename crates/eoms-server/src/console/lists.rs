@@ -168,7 +168,7 @@ pub async fn done(State(app): State<Arc<App>>, p: Page, Query(q): Query<ListPara
     let params = PageParams { limit: Some(50), offset: offset_of(&q.offset)? };
     let Json(v) = crate::api::lists::done(State(app.clone()), p.c.clone(), ApiQuery(params)).await?;
     let body = html! {
-        h1 { (p.t("已办工单", "Done")) }
+        h1 { (p.t("已办工单", "Done")) " " (super::help::link(&p, super::help::DONE)) }
         p.muted { (p.t("您处理过的工单，最近的在前。", "Tickets you acted on, most recent first.")) }
         (ticket_table(&p, &v.items))
         (pager(p.lang, "/done", v.offset, v.limit, v.total))
@@ -182,7 +182,7 @@ pub async fn notifications(State(app): State<Arc<App>>, p: Page, Query(q): Query
         crate::api::lists::NotificationParams { unread: Some(unread), limit: Some(50), offset: offset_of(&q.offset)? };
     let Json(v) = crate::api::lists::notifications(State(app.clone()), p.c.clone(), ApiQuery(params)).await?;
     let body = html! {
-        h1 { (p.t("通知", "Notifications")) }
+        h1 { (p.t("通知", "Notifications")) " " (super::help::link(&p, super::help::NOTIFICATIONS)) }
         div.toolbar {
             a href="/notifications" aria-current=[(!unread).then_some("page")] { (p.t("全部", "All")) }
             a href="/notifications?unread=1" aria-current=[unread.then_some("page")] { (p.t("未读", "Unread")) }

@@ -209,7 +209,7 @@ pub async fn page(State(app): State<Arc<App>>, p: Page, Query(q): Query<Pairs>) 
         .join("&");
     let status = error.as_ref().map_or(StatusCode::OK, |e| e.status());
     let body = html! {
-        h1 { (p.t("投诉统计", "Complaint statistics")) }
+        h1 { (p.t("投诉统计", "Complaint statistics")) " " (super::help::link(&p, super::help::STATS)) }
         (filters_form(&p, &q, &group_name))
         @if let Some(e) = &error { p.error role="alert" { (e.message(p.lang)) } }
         @if let Some(r) = &r {
