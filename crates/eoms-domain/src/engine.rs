@@ -157,19 +157,7 @@ pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Resu
     // Conditions at creation read the creator and the form; the ticket proper is built once the
     // span and deadlines are known.
     let t = Ticket::blank(new.id, def, actor.clone(), user.org.clone(), now);
-    let mut run = Run {
-        w,
-        now,
-        actor: user,
-        t,
-        events: Vec::new(),
-        effects: Vec::new(),
-        form: Vec::new(),
-        derived: Vec::new(),
-        sub: SubOrderNo::ROOT,
-        recorded: None,
-        on_ticket: 0,
-    };
+    let mut run = Run::new(w, now, user, t, SubOrderNo::ROOT);
     if !action.who.is_empty() && !action.who.iter().any(|who| run.allows(who, None)) {
         return Err(DomainError::NotPermitted { user: actor.to_string(), action: action.key.to_string() });
     }
@@ -233,19 +221,9 @@ pub fn decide(
     let (action, task) = resolve(ticket, cmd, w.def)?;
     let task = task.cloned();
     let sub = task.as_ref().map_or(SubOrderNo::ROOT, |t| t.sub_order);
-    let mut run = Run {
-        w,
-        now,
-        actor: user,
-        t: ticket.clone(),
-        events: Vec::with_capacity(8),
-        effects: Vec::with_capacity(4),
-        form: Vec::new(),
-        derived: Vec::new(),
-        sub,
-        recorded: None,
-        on_ticket: 0,
-    };
+    let mut run = Run::new(w, now, user, ticket.clone(), sub);
+    run.events.reserve(8);
+    run.effects.reserve(4);
 
     if action.resume && ticket.suspended_by.is_none() {
         return Err(DomainError::NotSuspended);
@@ -382,19 +360,7 @@ pub fn available<'d>(ticket: &Ticket, actor: &UserId, w: World<'d>, now: Timesta
             !suspended || a.while_suspended
         }
     };
-    let run = |sub| Run {
-        w,
-        now,
-        actor: user,
-        t: ticket.clone(),
-        events: Vec::new(),
-        effects: Vec::new(),
-        form: Vec::new(),
-        derived: Vec::new(),
-        sub,
-        recorded: None,
-        on_ticket: 0,
-    };
+    let run = |sub| Run::new(w, now, user, ticket.clone(), sub);
     for task in &ticket.tasks {
         let Some(step) = w.def.step(task.step.as_str()) else { continue };
         let r = run(task.sub_order);
@@ -446,19 +412,7 @@ pub fn branch_required(
             (v.truthy() || matches!(v, Value::Bool(_) | Value::Int(_))).then(|| (k.clone(), v))
         })
         .collect();
-    let run = Run {
-        w,
-        now,
-        actor: user,
-        t,
-        events: Vec::new(),
-        effects: Vec::new(),
-        form: Vec::new(),
-        derived: Vec::new(),
-        sub,
-        recorded: None,
-        on_ticket: 0,
-    };
+    let run = Run::new(w, now, user, t, sub);
     let env = run.env_with(&typed);
     action.required_if.iter().filter(|(_, c)| c.expr.test(&env)).map(|(k, _)| k.clone()).collect()
 }
@@ -684,6 +638,23 @@ impl Env for RunEnv<'_> {
 }
 
 impl<'a> Run<'a> {
+    /// A decision in the making: on a scratch copy of the ticket, in sub-order `sub`.
+    fn new(w: World<'a>, now: Timestamp, actor: &'a User, t: Ticket, sub: SubOrderNo) -> Run<'a> {
+        Run {
+            w,
+            now,
+            actor,
+            t,
+            events: Vec::new(),
+            effects: Vec::new(),
+            form: Vec::new(),
+            derived: Vec::new(),
+            sub,
+            recorded: None,
+            on_ticket: 0,
+        }
+    }
+
     fn env(&self) -> RunEnv<'_> {
         self.env_with(&self.form)
     }
