@@ -13,7 +13,7 @@ import sys
 import zlib
 from pathlib import Path
 
-IMAGES = ["todo", "ticket", "query", "admin-roles", "ticket-phone"]
+IMAGES = ["todo", "ticket", "query", "admin-roles", "ticket-phone", "dashboard"]
 
 
 def chunks(data):

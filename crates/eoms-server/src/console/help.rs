@@ -46,7 +46,7 @@ pub const PAGES: &[(&str, &str, &str)] =
 
 /// The images the pages may show.
 pub const IMAGES: &[(&str, &[u8])] =
-    images!("todo.png", "ticket.png", "query.png", "admin-roles.png", "ticket-phone.png");
+    images!("todo.png", "ticket.png", "query.png", "admin-roles.png", "ticket-phone.png", "dashboard.png");
 
 /// The Markdown source of a page.
 pub fn source(lang: &str, page: &str) -> Option<&'static str> {
