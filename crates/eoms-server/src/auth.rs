@@ -198,16 +198,20 @@ pub fn caller_for(world: Arc<World>, user: &UserId, kind: CredentialKind, creden
     })
 }
 
-pub fn cookie_token(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+/// A cookie's value from the request headers (the session, the console's language, the sign-in token).
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find_map(|v| {
-            v.split(';').map(str::trim).find_map(|kv| kv.strip_prefix(COOKIE).and_then(|r| r.strip_prefix('=')))
+            v.split(';').map(str::trim).find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
         })
         .map(str::to_string)
+}
+
+pub fn cookie_token(parts: &Parts) -> Option<String> {
+    cookie(&parts.headers, COOKIE)
 }
 
 fn bearer_token(parts: &Parts) -> Option<String> {

@@ -169,10 +169,7 @@ fn lang_of(req: &Request) -> Lang {
         return Lang::Zh;
     }
     // The console's language switch (remembered per user, sent back as a cookie).
-    let cookie = req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
-        v.split(';').map(str::trim).find_map(|kv| kv.strip_prefix(crate::console::LANG_COOKIE)?.strip_prefix('='))
-    });
-    match cookie {
+    match crate::auth::cookie(req.headers(), crate::console::LANG_COOKIE).as_deref() {
         Some("en") => return Lang::En,
         Some("zh") => return Lang::Zh,
         _ => {}

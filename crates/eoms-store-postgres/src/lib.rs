@@ -114,7 +114,8 @@ fn refs(v: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
 
 const TICKET_COLS: &str =
     "t.id, t.sheet_no, t.css_serial_no, t.process, t.span, t.status, t.title, t.msisdn, t.complaint_source,
-    t.category, t.province, t.city, t.urgency, t.creator, t.created_at, t.deadline, t.replied_at, t.closed_at, t.assurance";
+    t.category, t.province, t.city, t.urgency, t.creator, t.created_at, t.deadline, t.replied_at, t.closed_at, t.assurance,
+    t.repeat_count";
 
 fn ticket_row(r: &Row) -> TicketRow {
     TicketRow {
@@ -137,6 +138,7 @@ fn ticket_row(r: &Row) -> TicketRow {
         replied_at: r.get(16),
         closed_at: r.get(17),
         assurance: r.get(18),
+        repeat_count: r.get::<_, i32>(19).max(0) as u32,
     }
 }
 

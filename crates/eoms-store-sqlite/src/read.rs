@@ -115,7 +115,8 @@ pub(crate) fn todo(c: &Connection, q: &TodoQuery) -> Result<Page<TaskRow>, Stora
 
 const TICKET_COLS: &str =
     "t.id, t.sheet_no, t.css_serial_no, t.process, t.span, t.status, t.title, t.msisdn, t.complaint_source,
-    t.category, t.province, t.city, t.urgency, t.creator, t.created_at, t.deadline, t.replied_at, t.closed_at, t.assurance";
+    t.category, t.province, t.city, t.urgency, t.creator, t.created_at, t.deadline, t.replied_at, t.closed_at, t.assurance,
+    t.repeat_count";
 
 fn ticket_row(r: &Row) -> rusqlite::Result<TicketRow> {
     Ok(TicketRow {
@@ -138,6 +139,7 @@ fn ticket_row(r: &Row) -> rusqlite::Result<TicketRow> {
         replied_at: opt_time(r, 16)?,
         closed_at: opt_time(r, 17)?,
         assurance: r.get(18)?,
+        repeat_count: r.get(19)?,
     })
 }
 

@@ -319,4 +319,6 @@ pub struct TicketRow {
     pub closed_at: Option<Timestamp>,
     /// The assurance period the ticket fell in.
     pub assurance: Option<String>,
+    /// Earlier complaints of its subscriber in the repeat window, counted at creation.
+    pub repeat_count: u32,
 }

@@ -158,7 +158,12 @@ pub async fn report(app: &App, c: &Caller, p: &KpiParams) -> ApiResult<KpiReport
     q.involving = None;
     let lang = current_lang();
     let rows = app.store.kpis(&q, group).await?;
-    let total_row = app.store.kpis(&q, KpiGroup::All).await?.into_iter().next().unwrap_or_default();
+    // Not grouped, the one row is the total: one statement, not the same one twice.
+    let total_row = if group == KpiGroup::All {
+        rows.first().cloned().unwrap_or_default()
+    } else {
+        app.store.kpis(&q, KpiGroup::All).await?.into_iter().next().unwrap_or_default()
+    };
     // The whole selection's subscribers: the region asked for, or every province's.
     let total_subs = match &p.region {
         Some(r) => app.cfg.subscribers.get(r).copied(),

@@ -748,8 +748,7 @@ fn lines(pairs: &Pairs, k: &str) -> Vec<String> {
 fn period_of(pairs: &Pairs) -> Result<eoms_store::AssurancePeriod, ApiError> {
     let time = |k: &str| {
         let v = pair(pairs, k);
-        let s = v.replacen('T', " ", 1);
-        let s = if s.len() == 16 { format!("{s}:00") } else { s };
+        let s = super::ticket::local_time(&v).unwrap_or(v);
         eoms_domain::value::parse_time(&s, eoms_domain::value::china())
             .ok_or_else(|| ApiError::invalid(k, "时间格式有误", "not a valid date and time"))
     };

@@ -368,17 +368,6 @@ fn local_path(next: Option<&str>) -> String {
     }
 }
 
-fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';').map(str::trim).find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-        })
-        .map(str::to_string)
-}
-
 fn login_markup(lang: Lang, token: &str, next: &str, user: &str, error: Option<&ApiError>) -> Markup {
     html! {
         (DOCTYPE)
@@ -454,7 +443,7 @@ pub struct LoginForm {
 async fn login(State(app): State<Arc<App>>, headers: axum::http::HeaderMap, Form(f): Form<LoginForm>) -> Response {
     let lang = current_lang();
     let next = local_path(f.next.as_deref());
-    let expected = cookie_value(&headers, LOGIN_COOKIE).unwrap_or_default();
+    let expected = auth::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !auth::constant_time_eq(expected.as_bytes(), f.login.as_bytes()) {
         let e = auth::csrf_failed();
         let token = auth::random_hex(16);

@@ -56,7 +56,7 @@ fn pair<'a>(pairs: &'a Pairs, name: &str) -> &'a str {
 }
 
 /// `2026-11-26T10:00` (a datetime-local input) → `2026-11-26 10:00:00`.
-fn local_time(v: &str) -> Option<String> {
+pub fn local_time(v: &str) -> Option<String> {
     let b = v.as_bytes();
     let shape = (v.len() == 16 || v.len() == 19) && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':';
     shape.then(|| {
@@ -396,14 +396,14 @@ async fn render(
     let span_name = d
         .and_then(|d| d.spans.iter().find(|s| s.key.as_str() == v.span))
         .map_or_else(|| v.span.clone(), |s| s.name.get(p.lang).to_string());
-    // A repeat complaint: the same rule as at creation, shown to whoever handles it.
-    let repeats = app.earlier_complaints(t).await?;
-    // The assurance period it fell in, as recorded when it was created.
+    // What was recorded when it was created: its repeat count and the assurance period it fell in.
     let mut q = eoms_store::TicketQuery::new(eoms_store::Scope::All);
     q.sheet_no = Some(t.sheet_no.to_string());
     q.count_total = false;
     q.page = eoms_store::PageReq { limit: 1, offset: 0 };
-    let assured = app.store.query(&q).await?.items.into_iter().next().and_then(|r| r.assurance);
+    let row = app.store.query(&q).await?.items.into_iter().next();
+    let repeats = row.as_ref().map_or(0, |r| r.repeat_count);
+    let assured = row.and_then(|r| r.assurance);
     let has_msisdn = t.fields.iter().any(|(_, x)| matches!(x, eoms_domain::value::Value::Msisdn(_)));
     let done_name = done.map(|a| {
         if a == "created" {
