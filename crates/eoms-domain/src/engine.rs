@@ -5,7 +5,8 @@
 //! events to append (the state is their fold) and the effects the caller must carry out in the
 //! same transaction (messages to CSS, notifications, timers). The engine decides; the caller does.
 
-use crate::definition::{Action, Assign, Emit, Goto, ProcessDefinition, Step, TaskState, TicketStatus, Who};
+use crate::calendar::{Calendar, CalendarSpec};
+use crate::definition::{Action, Assign, Clock, Emit, Goto, ProcessDefinition, Step, TaskState, TicketStatus, Who};
 use crate::error::{DomainError, describe_invalid};
 use crate::expr::{Builtin, Env, Expr};
 use crate::ids::{ActionKey, FieldKey, FlowRoleKey, OrgUnitId, SubOrderNo, SubRoleId, TaskNo, TicketId, UserId};
@@ -177,9 +178,11 @@ pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Resu
     };
     accept = minutes(&def.limits.accept_field).or(accept);
     complete = minutes(&def.limits.complete_field).or(complete);
-    // The overall bound (the regulator's 15 days) caps the ticket's deadline.
-    if let (Some(c), Some(cap)) = (complete, def.limits.cap) {
-        complete = Some(c.min(cap));
+    let accept_deadline = accept.map(|a| run.deadline_after(None, a));
+    let mut deadline = complete.map(|c| run.deadline_after(None, c));
+    // The overall bound (the regulator's 15 days, elapsed time) caps the ticket's deadline.
+    if let (Some(d), Some(cap)) = (deadline, def.limits.cap) {
+        deadline = Some(d.min(now + cap));
     }
     let created = Event::Created {
         id: new.id,
@@ -190,8 +193,8 @@ pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Resu
         creator: actor.clone(),
         creator_org: run.actor.org.clone(),
         at: now,
-        accept_deadline: accept.map(|a| now + a),
-        deadline: complete.map(|c| now + c),
+        accept_deadline,
+        deadline,
     };
     run.t = Ticket::from_created(&created).expect("created event");
     run.events.push(created);
@@ -293,7 +296,7 @@ pub fn decide(
         run.push(Event::Suspended { by: actor.clone(), at: now });
     }
     if action.resume {
-        run.push(Event::Resumed { at: now });
+        run.resume_clock(Event::Resumed { at: now });
         run.restart_timers();
     }
     if let Some(f) = &action.move_deadline
@@ -663,6 +666,66 @@ impl<'a> Run<'a> {
         RunEnv { w: self.w, t: &self.t, form, derived: &self.derived, actor: self.actor, sub: self.sub, now: self.now }
     }
 
+    /// The calendar working-time limits count on: the directory's, else the default one (Monday
+    /// to Friday, 08:30–12:00 and 13:30–17:30, no holidays) in the process' time zone.
+    fn calendar(&self) -> std::borrow::Cow<'a, Calendar> {
+        match self.w.org.calendar() {
+            Some(c) => std::borrow::Cow::Borrowed(c),
+            None => {
+                let spec = CalendarSpec { timezone: self.w.def.timezone.to_string(), ..CalendarSpec::default() };
+                std::borrow::Cow::Owned(Calendar::new(&spec).expect("the default calendar is valid"))
+            }
+        }
+    }
+
+    /// What the limits of `step` (or, with none, the ticket's) count.
+    fn clock_of(&self, step: Option<&Step>) -> Clock {
+        step.and_then(|s| s.limits.clock).or(self.w.def.limits.limits.clock).unwrap_or(Clock::Calendar)
+    }
+
+    /// The deadline `limit` from now, on the clock of `step` (or the ticket's).
+    fn deadline_after(&self, step: Option<&Step>, limit: TimeDelta) -> Timestamp {
+        match self.clock_of(step) {
+            Clock::Calendar => self.now + limit,
+            Clock::Working => self.calendar().add_limit(self.now, limit).unwrap_or(self.now + limit),
+        }
+    }
+
+    /// Ends a pause of the clock (`Resumed` or `ClockResumed`). The fold moves every deadline by
+    /// the time the clock stood still; where a deadline counts working time, the engine works out
+    /// the working time that was left when the clock stopped and records the deadlines that keep
+    /// exactly that (a weekend inside a pause gives no extra working days).
+    fn resume_clock(&mut self, e: Event) {
+        let since = self.t.paused_since.filter(|_| self.t.pauses == 1);
+        self.push(e);
+        let Some(since) = since else { return };
+        let ticket_working = self.clock_of(None) == Clock::Working;
+        let task_working: Vec<bool> =
+            self.t.tasks.iter().map(|t| self.clock_of(self.w.def.step(t.step.as_str())) == Clock::Working).collect();
+        if !ticket_working && !task_working.contains(&true) {
+            return;
+        }
+        let (cal, now) = (self.calendar(), self.now);
+        let shift = now - since;
+        // `d` is the deadline as the fold moved it (by `shift`); `d - shift` is where it stood.
+        let keep = |working: bool, d: Option<Timestamp>| match d {
+            Some(d) if working && d - shift > since => cal.add(now, cal.between(since, d - shift)).or(Some(d)),
+            d => d,
+        };
+        let set = Event::DeadlinesSet {
+            ticket_accept: keep(ticket_working, self.t.accept_deadline),
+            ticket: keep(ticket_working, self.t.deadline),
+            tasks: self
+                .t
+                .tasks
+                .iter()
+                .zip(&task_working)
+                .map(|(t, w)| (t.no, keep(*w, t.accept_deadline), keep(*w, t.complete_deadline)))
+                .collect(),
+        };
+        self.push(set);
+    }
+
     fn push(&mut self, e: Event) {
         // The scratch ticket skips field writes: conditions read the action's form and derived
         // values before the ticket's fields, so they already see them, and the ticket's field map
@@ -929,8 +992,8 @@ impl<'a> Run<'a> {
         // At night an accept deadline is the next morning's hour (the working-hours rule).
         let night = self.w.def.limits.night.and_then(|n| n.accept_deadline(self.now, self.w.def.timezone));
         let accept = match (accept, night) {
-            (Some(_), Some(by)) => Some(by - self.now),
-            (a, _) => a,
+            (Some(_), Some(by)) => Some(by),
+            (a, _) => a.map(|a| self.deadline_after(Some(step), a)),
         };
         let no = TaskNo(self.t.next_task);
         let task = Task {
@@ -949,8 +1012,8 @@ impl<'a> Run<'a> {
             opened_at: self.now,
             marks: 0,
             // A task handed straight to a person needs no accepting.
-            accept_deadline: accept.filter(|_| claimed.is_none()).map(|a| self.now + a),
-            complete_deadline: complete.map(|c| self.now + c),
+            accept_deadline: accept.filter(|_| claimed.is_none()),
+            complete_deadline: complete.map(|c| self.deadline_after(Some(step), c)),
             claimed_by: claimed,
         };
         let to = match (&task.assignee, &task.group) {
@@ -985,7 +1048,7 @@ impl<'a> Run<'a> {
         self.push(Event::TaskClosed { task: no, by: self.actor.id.clone() });
         self.effects.push(Effect::CancelTimers { task: no });
         if paused {
-            self.push(Event::ClockResumed { at: self.now });
+            self.resume_clock(Event::ClockResumed { at: self.now });
             self.restart_timers();
         }
     }
@@ -1249,7 +1312,7 @@ impl<'a> Run<'a> {
                     self.close_task(no);
                 }
                 if self.t.suspended_by.is_some() {
-                    self.push(Event::Resumed { at: self.now });
+                    self.resume_clock(Event::Resumed { at: self.now });
                 }
                 let live: Vec<SubOrderNo> = self.t.sub_orders.iter().filter(|s| s.is_live()).map(|s| s.no).collect();
                 for no in live {

@@ -5,6 +5,7 @@
 //! async runtime. `.ci/run` checks that `cargo tree -p eoms-domain -e normal` has no tokio, sqlx,
 //! axum or reqwest.
 
+pub mod calendar;
 pub mod definition;
 pub mod engine;
 pub mod error;

@@ -145,6 +145,9 @@ pub struct Directory {
     pub users: Vec<User>,
     #[serde(default, rename = "sub_role")]
     pub sub_roles: Vec<SubRole>,
+    /// The business calendar for processes that count working time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<crate::calendar::CalendarSpec>,
 }
 
 /// Problems found when a directory is loaded.
@@ -162,6 +165,8 @@ pub enum DirectoryError {
     Defaults(String, usize),
     #[error("cannot read the directory: {0}")]
     Syntax(String),
+    #[error("{0}")]
+    Calendar(String),
 }
 
 /// Outcome of routing a step to a group.
@@ -186,6 +191,7 @@ pub struct Org {
     parent_ix: Vec<Option<usize>>,
     depth_ix: Vec<usize>,
     root: OrgUnitId,
+    calendar: Option<crate::calendar::Calendar>,
 }
 
 impl Org {
@@ -277,12 +283,18 @@ impl Org {
                 d
             })
             .collect();
-        Ok(Org { dir, unit_ix, user_ix, sub_ix, by_role, memberships, parent_ix, depth_ix, root })
+        let calendar = dir.calendar.as_ref().map(crate::calendar::Calendar::new).transpose().map_err(Calendar)?;
+        Ok(Org { dir, unit_ix, user_ix, sub_ix, by_role, memberships, parent_ix, depth_ix, root, calendar })
     }
 
     pub fn directory(&self) -> &Directory {
         &self.dir
     }
+    /// The business calendar, when the directory has one.
+    pub fn calendar(&self) -> Option<&crate::calendar::Calendar> {
+        self.calendar.as_ref()
+    }
+
     pub fn root(&self) -> &OrgUnitId {
         &self.root
     }

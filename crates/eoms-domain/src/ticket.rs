@@ -187,6 +187,14 @@ pub enum Event {
         task: Option<TaskNo>,
         to: Timestamp,
     },
+    /// Deadlines after the clock resumed, where they count working time: the working time left
+    /// when the clock stopped, counted again from the resumption on the business calendar.
+    DeadlinesSet {
+        ticket_accept: Option<Timestamp>,
+        ticket: Option<Timestamp>,
+        /// Each live task: (task, accept deadline, complete deadline).
+        tasks: Vec<(TaskNo, Option<Timestamp>, Option<Timestamp>)>,
+    },
     StatusChanged {
         status: TicketStatus,
         at: Timestamp,
@@ -435,6 +443,16 @@ impl Ticket {
                     self.deadline = Some(*to);
                     self.marks &=
                         !(crate::engine::TimerKind::Complete.mark() | crate::engine::TimerKind::CompleteWarning.mark());
+                }
+            }
+            Event::DeadlinesSet { ticket_accept, ticket, tasks } => {
+                self.accept_deadline = *ticket_accept;
+                self.deadline = *ticket;
+                for (no, accept, complete) in tasks {
+                    if let Some(t) = self.tasks.iter_mut().find(|t| t.no == *no) {
+                        t.accept_deadline = *accept;
+                        t.complete_deadline = *complete;
+                    }
                 }
             }
             Event::StatusChanged { status, at } => {

@@ -75,6 +75,8 @@ pub struct App {
     ids: tokio::sync::Mutex<std::ops::Range<u64>>,
     pub(crate) throttle: auth::Throttle,
     pub(crate) node: String,
+    /// Woken when a commit sets a timer: the timer loop sleeps until the earliest one is due.
+    pub(crate) timers_changed: tokio::sync::Notify,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +111,7 @@ impl App {
             ids: tokio::sync::Mutex::new(0..0),
             throttle: auth::Throttle::default(),
             node: auth::hex(&node),
+            timers_changed: tokio::sync::Notify::new(),
         }))
     }
 
@@ -157,6 +160,7 @@ impl App {
                 |e| if let eoms_domain::Event::ActionRecorded(r) = e { Some(r.action.to_string()) } else { None },
             )
             .collect();
+        let sets_timer = d.effects.iter().any(|e| matches!(e, eoms_domain::Effect::StartTimer { .. }));
         let warn = world.definition(&process, d.state.version).map_or(20, |p| p.limits.warn_percent);
         let mut write = eoms_store::TicketWrite::from_decision_warned(before, d, &world.org, idem, warn)?;
         if before.is_none() {
@@ -170,6 +174,9 @@ impl App {
         if matches!(committed, eoms_store::Committed::Written { .. }) {
             for a in &actions {
                 self.metrics.action(&process, a);
+            }
+            if sets_timer {
+                self.timers_changed.notify_one();
             }
         }
         Ok(committed)

@@ -45,12 +45,41 @@ pub fn log_event(level: &str, source: &str, fields: &[(&str, &str)]) {
 }
 
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+/// Timer lag: from a deadline (or its warning) to the moment eoms handles it.
+const LAG_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0];
 
-#[derive(Default)]
 struct Histogram {
-    counts: [u64; BUCKETS.len()],
+    bounds: &'static [f64],
+    counts: Vec<u64>,
     sum: f64,
     count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram { bounds, counts: vec![0; bounds.len()], sum: 0.0, count: 0 }
+    }
+
+    fn observe(&mut self, v: f64) {
+        for (i, b) in self.bounds.iter().enumerate() {
+            if v <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    /// The series of one histogram; `labels` is empty or `key="value",`.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (i, b) in self.bounds.iter().enumerate() {
+            out.push_str(&format!("{name}_bucket{{{labels}le=\"{b}\"}} {}\n", self.counts[i]));
+        }
+        out.push_str(&format!("{name}_bucket{{{labels}le=\"+Inf\"}} {}\n", self.count));
+        let labels = labels.trim_end_matches(',');
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        out.push_str(&format!("{name}_sum{braces} {}\n{name}_count{braces} {}\n", self.sum, self.count));
+    }
 }
 
 /// Counters and latency histograms, rendered in the Prometheus text format.
@@ -58,6 +87,7 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    timer_lag: Mutex<Option<Histogram>>,
     actions: Mutex<BTreeMap<(String, String), u64>>,
     pub sign_ins_failed: AtomicU64,
     next_request: AtomicU64,
@@ -69,14 +99,14 @@ impl Metrics {
             *m.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
         }
         if let Ok(mut m) = self.latency.lock() {
-            let h = m.entry(route.to_string()).or_default();
-            for (i, b) in BUCKETS.iter().enumerate() {
-                if secs <= *b {
-                    h.counts[i] += 1;
-                }
-            }
-            h.sum += secs;
-            h.count += 1;
+            m.entry(route.to_string()).or_insert_with(|| Histogram::new(&BUCKETS)).observe(secs);
+        }
+    }
+
+    /// A timer handled `secs` after it was due.
+    pub fn timer_lag(&self, secs: f64) {
+        if let Ok(mut h) = self.timer_lag.lock() {
+            h.get_or_insert_with(|| Histogram::new(&LAG_BUCKETS)).observe(secs);
         }
     }
     pub fn action(&self, process: &str, action: &str) {
@@ -106,20 +136,12 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     out.push_str("# HELP eoms_http_request_duration_seconds Request latency by route.\n# TYPE eoms_http_request_duration_seconds histogram\n");
     if let Ok(l) = m.latency.lock() {
         for (route, h) in l.iter() {
-            let r = label(route);
-            for (i, b) in BUCKETS.iter().enumerate() {
-                out.push_str(&format!(
-                    "eoms_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}\n",
-                    h.counts[i]
-                ));
-            }
-            out.push_str(&format!(
-                "eoms_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}\n",
-                h.count
-            ));
-            out.push_str(&format!("eoms_http_request_duration_seconds_sum{{route=\"{r}\"}} {}\n", h.sum));
-            out.push_str(&format!("eoms_http_request_duration_seconds_count{{route=\"{r}\"}} {}\n", h.count));
+            h.render(&mut out, "eoms_http_request_duration_seconds", &format!("route=\"{}\",", label(route)));
         }
+    }
+    out.push_str("# HELP eoms_timer_lag_seconds From a deadline or its warning being due to eoms handling it.\n# TYPE eoms_timer_lag_seconds histogram\n");
+    if let Ok(h) = m.timer_lag.lock() {
+        h.as_ref().unwrap_or(&Histogram::new(&LAG_BUCKETS)).render(&mut out, "eoms_timer_lag_seconds", "");
     }
     out.push_str("# HELP eoms_actions_total Ticket actions committed, by process and action.\n# TYPE eoms_actions_total counter\n");
     if let Ok(a) = m.actions.lock() {

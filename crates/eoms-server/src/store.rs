@@ -221,6 +221,10 @@ impl Store for AnyStore {
     async fn mark_notifications_read(&self, user: &UserId, ids: Option<Vec<i64>>, at: Timestamp) -> R<u64> {
         each!(self, s => s.mark_notifications_read(user, ids, at).await)
     }
+    async fn next_timer_due(&self) -> R<Option<Timestamp>> {
+        each!(self, s => s.next_timer_due().await)
+    }
+
     async fn backlog(&self, now: Timestamp) -> R<Backlog> {
         each!(self, s => s.backlog(now).await)
     }

@@ -27,6 +27,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (6, "tmf_hub", include_str!("../migrations/0006_tmf_hub.sql")),
     (7, "assurance", include_str!("../migrations/0007_assurance.sql")),
     (8, "kpi_index", include_str!("../migrations/0008_kpi_index.sql")),
+    (9, "calendar", include_str!("../migrations/0009_calendar.sql")),
 ];
 
 pub struct PgStore {
@@ -718,6 +719,12 @@ impl Store for PgStore {
         Ok(out)
     }
 
+    async fn next_timer_due(&self) -> Result<Option<Timestamp>, StorageError> {
+        let c = self.client().await?;
+        let r = c.query_opt("SELECT due_at FROM timers ORDER BY due_at LIMIT 1", &[]).await.map_err(err)?;
+        Ok(r.map(|r| r.get(0)))
+    }
+
     async fn timer_fired(&self, t: &DueTimer) -> Result<(), StorageError> {
         let c = self.client().await?;
         let no = t.task.map_or(0, |x| x.0 as i32);
@@ -919,6 +926,10 @@ impl Store for PgStore {
                 .map_err(err)?;
             }
         }
+        tx.execute("DELETE FROM calendar", &[]).await.map_err(err)?;
+        if let Some(cal) = &d.calendar {
+            tx.execute("INSERT INTO calendar (id, spec) VALUES (1, $1)", &[&config_json(cal)]).await.map_err(err)?;
+        }
         tx.commit().await.map_err(err)?;
         Ok(())
     }
@@ -998,7 +1009,11 @@ impl Store for PgStore {
                 })
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
-        Ok(Directory { units, function_roles, users, sub_roles })
+        let calendar = match c.query_opt("SELECT spec FROM calendar WHERE id = 1", &[]).await.map_err(err)? {
+            Some(r) => Some(serde_json::from_str(&r.get::<_, String>(0)).map_err(corrupt)?),
+            None => None,
+        };
+        Ok(Directory { units, function_roles, users, sub_roles, calendar })
     }
 
     async fn integrity_check(&self) -> Result<(), StorageError> {

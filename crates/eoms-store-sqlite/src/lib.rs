@@ -29,6 +29,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (6, "tmf_hub", include_str!("../migrations/0006_tmf_hub.sql")),
     (7, "assurance", include_str!("../migrations/0007_assurance.sql")),
     (8, "kpi_index", include_str!("../migrations/0008_kpi_index.sql")),
+    (9, "calendar", include_str!("../migrations/0009_calendar.sql")),
 ];
 
 /// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
@@ -284,6 +285,16 @@ impl Store for SqliteStore {
     ) -> Result<Vec<DueTimer>, StorageError> {
         let node = node.to_string();
         self.write(move |c| write::claim_timers(c, &node, now, lease_secs, limit)).await
+    }
+
+    async fn next_timer_due(&self) -> Result<Option<Timestamp>, StorageError> {
+        self.read(|c| {
+            c.query_row("SELECT due_at FROM timers ORDER BY due_at LIMIT 1", [], |r| r.get::<_, i64>(0))
+                .optional()
+                .map(|v| v.map(write::from_ms))
+                .map_err(err)
+        })
+        .await
     }
 
     async fn timer_fired(&self, t: &DueTimer) -> Result<(), StorageError> {

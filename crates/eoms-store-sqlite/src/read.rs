@@ -368,7 +368,13 @@ pub(crate) fn directory(c: &Connection) -> Result<Directory, StorageError> {
             })
         })
         .collect::<Result<Vec<_>, StorageError>>()?;
-    Ok(Directory { units, function_roles, users, sub_roles })
+    let calendar = c
+        .query_row("SELECT spec FROM calendar WHERE id = 1", [], |r| r.get::<_, String>(0))
+        .optional()
+        .map_err(err)?
+        .map(|s| from_json(&s))
+        .transpose()?;
+    Ok(Directory { units, function_roles, users, sub_roles, calendar })
 }
 
 pub(crate) fn outbox_by_status(

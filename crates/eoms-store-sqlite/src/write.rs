@@ -497,6 +497,10 @@ pub(crate) fn save_directory(c: &Connection, d: &Directory) -> Result<(), Storag
             .map_err(err)?;
         }
     }
+    c.execute("DELETE FROM calendar", []).map_err(err)?;
+    if let Some(cal) = &d.calendar {
+        c.execute("INSERT INTO calendar (id, spec) VALUES (1, ?1)", params![config_json(cal)]).map_err(err)?;
+    }
     Ok(())
 }
 

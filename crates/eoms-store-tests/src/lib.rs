@@ -449,6 +449,8 @@ pub async fn due_timers_are_claimed_once_within_their_lease<S: Store>(s: &S) {
     let mut l =
         Live::create(s, mobile(), "sd_css_system", 801, mobile_form("sd.jn", "13812340011", "时限"), t0()).await;
     // dispatch: accept 30 min (warned at 24), complete 2 h; the ticket: 48 h.
+    // The timer loop sleeps until the earliest: the dispatch task's accept warning.
+    assert_eq!(s.next_timer_due().await.unwrap(), Some(t0() + TimeDelta::minutes(24)));
     // Node A claims with a five-minute lease.
     use eoms_domain::engine::TimerKind;
     let due = s.claim_due_timers("node-a", t0() + TimeDelta::minutes(31), 300, 100).await.unwrap();
@@ -488,6 +490,7 @@ pub async fn due_timers_are_claimed_once_within_their_lease<S: Store>(s: &S) {
         s.claim_due_timers("node-a", t0() + TimeDelta::days(30), 60, 100).await.unwrap().is_empty(),
         "an ended ticket has no timers"
     );
+    assert_eq!(s.next_timer_due().await.unwrap(), None, "nothing to wait for");
 }
 
 pub async fn process_definitions_are_versioned<S: Store>(s: &S) {

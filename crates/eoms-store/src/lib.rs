@@ -27,7 +27,7 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
@@ -237,6 +237,8 @@ pub trait Store: Send + Sync + 'static {
         lease_secs: i64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<DueTimer>, StorageError>> + Send;
+    /// The earliest due time of any timer (claimed or not): how long the timer loop may sleep.
+    fn next_timer_due(&self) -> impl Future<Output = Result<Option<Timestamp>, StorageError>> + Send;
     /// Drops a fired timer, unless it was moved meanwhile (its due time changed).
     fn timer_fired(&self, t: &DueTimer) -> impl Future<Output = Result<(), StorageError>> + Send;
     /// Claims up to `limit` outbox rows of `channel` that are due, at most one per ticket and

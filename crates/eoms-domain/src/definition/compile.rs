@@ -353,7 +353,20 @@ fn build(cx: &mut Ctx, raw: RawDef) -> ProcessDefinition {
     let limits = {
         let l = &raw.limits;
         TicketLimits {
-            limits: limits(cx, &names, &l.accept, &l.complete, &l.overrides),
+            limits: Limits {
+                clock: match l.clock.as_ref().map(|s| s.get_ref().as_str()) {
+                    None | Some("calendar") => Some(Clock::Calendar),
+                    Some("working") => Some(Clock::Working),
+                    Some(o) => {
+                        cx.at(
+                            l.clock.as_ref().expect("some").span(),
+                            format!("unknown clock '{o}': limits count calendar time or working time (the directory's [calendar])"),
+                        );
+                        None
+                    }
+                },
+                ..limits(cx, &names, &l.accept, &l.complete, &l.overrides)
+            },
             accept_field: l.accept_field.as_ref().map(|f| field_of_type(cx, &names, f, "int", "accept_field")),
             complete_field: l.complete_field.as_ref().map(|f| field_of_type(cx, &names, f, "int", "complete_field")),
             warn_percent: match &l.warn_before {
@@ -441,6 +454,7 @@ fn limits(
     overrides: &[Spanned<RawLimit>],
 ) -> Limits {
     Limits {
+        clock: None,
         accept: duration(cx, accept),
         complete: duration(cx, complete),
         overrides: overrides
@@ -511,12 +525,17 @@ fn step(cx: &mut Ctx, names: &Names, s: &Spanned<RawStep>) -> Step {
             TicketStatus::Open
         }
     };
-    let clock_paused = match r.clock.as_ref().map(|s| s.get_ref().as_str()) {
-        None | Some("running") => false,
-        Some("paused") => true,
+    let (clock_paused, clock) = match r.clock.as_ref().map(|s| s.get_ref().as_str()) {
+        None | Some("running") => (false, None),
+        Some("paused") => (true, None),
+        Some("working") => (false, Some(Clock::Working)),
+        Some("calendar") => (false, Some(Clock::Calendar)),
         Some(o) => {
-            cx.at(r.clock.as_ref().expect("some").span(), format!("unknown clock '{o}': use running or paused"));
-            false
+            cx.at(
+                r.clock.as_ref().expect("some").span(),
+                format!("unknown clock '{o}': use running, paused, working or calendar"),
+            );
+            (false, None)
         }
     };
     let mut keys = BTreeSet::new();
@@ -542,7 +561,7 @@ fn step(cx: &mut Ctx, names: &Names, s: &Spanned<RawStep>) -> Step {
         clock_paused,
         side: r.side,
         join: r.join,
-        limits: limits(cx, names, &r.accept, &r.complete, &r.limit),
+        limits: Limits { clock, ..limits(cx, names, &r.accept, &r.complete, &r.limit) },
         actions,
     }
 }

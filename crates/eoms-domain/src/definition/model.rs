@@ -59,6 +59,8 @@ pub struct LimitOverride {
 
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Limits {
+    /// What the limits count; a step's `None` counts like the process' limits.
+    pub clock: Option<Clock>,
     pub accept: Option<TimeDelta>,
     pub complete: Option<TimeDelta>,
     pub overrides: Vec<LimitOverride>,
@@ -77,6 +79,16 @@ impl Limits {
         }
         (accept.or(self.accept), complete.or(self.complete))
     }
+}
+
+/// What a limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// Elapsed time.
+    Calendar,
+    /// Working time on the business calendar: every 24 hours of a limit is one working day (the
+    /// calendar's working hours of a day), the rest working hours.
+    Working,
 }
 
 #[derive(Clone, Debug, PartialEq)]

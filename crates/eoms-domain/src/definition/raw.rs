@@ -114,6 +114,10 @@ pub struct RawLimits {
     /// beyond it.
     #[serde(default)]
     pub cap: Option<S>,
+    /// What the limits count: `calendar` (elapsed time, the default) or `working` (working time
+    /// on the directory's business calendar).
+    #[serde(default)]
+    pub clock: Option<S>,
     /// Accept deadlines of tasks opened at night are set to a morning hour.
     #[serde(default)]
     pub night: Option<Spanned<RawNight>>,

@@ -46,6 +46,8 @@ pub struct Sim {
     pub def: &'static ProcessDefinition,
     pub t: Ticket,
     pub now: Timestamp,
+    /// Every event so far: replaying them must give `t`.
+    pub events: Vec<eoms_domain::Event>,
 }
 
 impl Sim {
@@ -58,7 +60,7 @@ impl Sim {
             now,
         )
         .unwrap_or_else(|e| panic!("create refused: {e}"));
-        Sim { def, t: Ticket::replay(&d.events).unwrap(), now }
+        Sim { def, t: Ticket::replay(&d.events).unwrap(), now, events: d.events }
     }
 
     /// A mobile complaint in 济南 from 山东's CSS.
@@ -101,6 +103,7 @@ impl Sim {
         for e in &d.events {
             self.t.apply(e);
         }
+        self.events.extend(d.events.iter().cloned());
         d
     }
 

@@ -224,7 +224,13 @@ fn run_random(process: usize, seed: u64, steps: usize) -> Result<(usize, bool), 
                 history.extend(d.events.iter().cloned());
                 check(&t, &history).map_err(|e| format!("after {} by {user}: {e}", cmd.action))?;
                 let clock_moved = d.events.iter().any(|e| {
-                    matches!(e, Event::DeadlineMoved { .. } | Event::Resumed { .. } | Event::ClockResumed { .. })
+                    matches!(
+                        e,
+                        Event::DeadlineMoved { .. }
+                            | Event::Resumed { .. }
+                            | Event::ClockResumed { .. }
+                            | Event::DeadlinesSet { .. }
+                    )
                 });
                 for x in &t.tasks {
                     if let Some(old) = before.task(x.no)

@@ -6,3 +6,4 @@ mod invariants;
 mod refusals;
 mod routing;
 mod scenarios;
+mod working_time;
