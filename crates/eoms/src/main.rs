@@ -4,6 +4,7 @@
 //! printing; every decision about a ticket is made in `eoms-domain`.
 
 mod bench;
+mod bench_timers;
 mod clock;
 mod config;
 mod config_doc;
@@ -59,6 +60,12 @@ enum Command {
     /// and can fail or stall a share of the calls it receives. Prints what it saw (--json).
     CssSim(css_sim::Args),
     Bench(bench::Args),
+    /// Deadline timers at scale, inside one eoms process on the configured database (use a
+    /// scratch data directory): fills it with complaints until about --pending timers wait,
+    /// then makes --due timers fall due over --window seconds and reports the lag from each due
+    /// instant to its handling (p50/p99/max, read back from the timelines), the CPU used while
+    /// firing and while idle, and memory.
+    BenchTimers(bench_timers::Args),
     /// Manage users from the command line (the first admin of a new instance).
     #[command(subcommand)]
     User(UserCommand),
@@ -142,6 +149,7 @@ fn main() -> ExitCode {
         }
         Command::CssSim(args) => css_sim::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::BenchTimers(args) => config::Config::load(cli.config.as_deref()).and_then(|c| bench_timers::run(&c, args)),
         Command::User(UserCommand::Add { id, name, org, roles, admin }) => config::Config::load(cli.config.as_deref())
             .and_then(|c| serve::add_user(&c, &id, &name, org.as_deref(), &roles, admin)),
         Command::Migrate => config::Config::load(cli.config.as_deref()).and_then(|c| db::migrate(&c)),

@@ -13,7 +13,7 @@ use eoms_store_postgres::PgStore;
 use eoms_store_sqlite::SqliteStore;
 use std::sync::Arc;
 
-async fn open_store(cfg: &Config) -> Result<AnyStore> {
+pub(crate) async fn open_store(cfg: &Config) -> Result<AnyStore> {
     Ok(match cfg.backend()? {
         Backend::Sqlite(path) => {
             AnyStore::Sqlite(SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?)
