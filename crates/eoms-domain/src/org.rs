@@ -98,6 +98,14 @@ pub struct User {
     pub function_roles: Vec<FunctionRoleKey>,
     #[serde(default = "yes")]
     pub active: bool,
+    /// Where e-mail notifications go (the user's wish per kind is a preference). Shown only to
+    /// the user and to user admins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Where SMS notifications go: 11 digits starting with 1. Shown only to the user and to
+    /// user admins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile: Option<String>,
 }
 
 fn yes() -> bool {
@@ -162,6 +170,30 @@ pub enum DirectoryError {
     Defaults(String, usize),
     #[error("cannot read the directory: {0}")]
     Syntax(String),
+    #[error("user '{0}' has an invalid {1} '{2}'")]
+    Contact(String, &'static str, String),
+}
+
+/// An e-mail address of the usual shape: `local@domain.tld`, no spaces or angle brackets (it is
+/// written into mail headers and SMTP commands), at most 254 characters.
+pub fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    s.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !domain.contains('@')
+        && s.chars().all(|c| {
+            c.is_ascii_graphic() && !matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | ':' | '"' | '\\' | '[' | ']')
+        })
+}
+
+/// A mobile number for SMS: 11 digits starting with 1 (the subscriber-number rule).
+pub fn valid_mobile(s: &str) -> bool {
+    s.len() == 11 && s.starts_with('1') && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Outcome of routing a step to a group.
@@ -234,6 +266,12 @@ impl Org {
             }
             if let Some(r) = u.function_roles.iter().find(|r| !roles.contains(*r)) {
                 return Err(Unknown("user", u.id.to_string(), "function role", r.to_string()));
+            }
+            if let Some(e) = u.email.as_deref().filter(|e| !valid_email(e)) {
+                return Err(Contact(u.id.to_string(), "email", e.to_string()));
+            }
+            if let Some(m) = u.mobile.as_deref().filter(|m| !valid_mobile(m)) {
+                return Err(Contact(u.id.to_string(), "mobile", m.to_string()));
             }
         }
         let mut sub_ix = BTreeMap::new();

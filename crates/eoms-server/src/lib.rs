@@ -285,12 +285,17 @@ pub async fn serve(
     let timers = tokio::spawn(timers::run(app.clone()));
     let notifications = tokio::spawn(notify::run(app.clone()));
     let tmf_delivery = tokio::spawn(tmf::deliver::run(app.clone()));
+    let external: Vec<_> =
+        notify::deliver::CHANNELS.iter().map(|c| tokio::spawn(notify::deliver::run(app.clone(), c))).collect();
     let r = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await;
     reload.abort();
     delivery.abort();
     timers.abort();
     notifications.abort();
     tmf_delivery.abort();
+    for e in external {
+        e.abort();
+    }
     r
 }
 

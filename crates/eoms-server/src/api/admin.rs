@@ -251,6 +251,8 @@ pub async fn create_user(
         org: OrgUnitId::new(&b.org),
         function_roles: b.function_roles.iter().map(FunctionRoleKey::new).collect(),
         active: true,
+        email: None,
+        mobile: None,
     };
     d.users.push(user.clone());
     let org = validated(d)?;
