@@ -272,6 +272,12 @@ mod tests {
         assert_eq!(redact("postgres://eoms@db/eoms"), "postgres://eoms@db/eoms");
         let c = Config { database_url: Some("postgres://a:b@h/d".into()), ..Config::default() };
         assert!(!format!("{c:?}").contains(":b@"));
+        // `eoms config show` prints the Debug form: the notification secrets are hidden too.
+        let mut c = Config::default();
+        c.server.notify.smtp.password = Some("relay-secret".into());
+        c.server.notify.sms.headers.insert("X-Api-Key".into(), "gateway-key".into());
+        let shown = format!("{c:#?}");
+        assert!(!shown.contains("relay-secret") && !shown.contains("gateway-key"), "{shown}");
         assert!(toml::from_str::<Config>("data_dir = 'x'\ncolour = 'red'").is_err());
         let example: Config = toml::from_str(EXAMPLE).expect("the printed example is valid");
         assert_eq!(example.pool_size, 16);
