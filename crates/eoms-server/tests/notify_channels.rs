@@ -27,6 +27,8 @@ struct Relay {
     tempfail: AtomicBool,
     /// Addresses answered 550 (no such mailbox).
     reject: Mutex<Vec<String>>,
+    /// The AUTH commands received.
+    auth: Mutex<Vec<String>>,
 }
 
 async fn relay() -> (Arc<Relay>, u16) {
@@ -50,7 +52,10 @@ async fn relay() -> (Arc<Relay>, u16) {
                     }
                     let cmd = line.trim_end().to_string();
                     let answer = if cmd.starts_with("EHLO ") {
-                        "250-fake.relay\r\n250-SIZE 1000000\r\n250 8BITMIME\r\n".to_string()
+                        "250-fake.relay\r\n250-SIZE 1000000\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n".to_string()
+                    } else if cmd.starts_with("AUTH PLAIN ") {
+                        st.auth.lock().unwrap().push(cmd.clone());
+                        "235 2.7.0 authenticated\r\n".into()
                     } else if cmd.starts_with("MAIL FROM:<") {
                         "250 ok\r\n".into()
                     } else if let Some(a) = cmd.strip_prefix("RCPT TO:<") {
@@ -517,4 +522,87 @@ async fn the_console_page_saves_with_the_form_token() {
     let r = t.raw(post(format!("_csrf={csrf}&email=nope&mobile="))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("nope"));
+}
+
+#[tokio::test]
+async fn each_person_reads_the_configured_text_in_their_language() {
+    let (relay, smtp_port) = relay().await;
+    let mut cfg = ServerConfig::default();
+    let n = &mut cfg.notify;
+    n.public_url = Some("http://eoms.example.cn/".into());
+    n.smtp.host = Some("127.0.0.1".into());
+    n.smtp.port = smtp_port;
+    n.smtp.from = "eoms@example.cn".into();
+    n.templates.insert(
+        "task_assigned".into(),
+        eoms_server::notify::config::KindTemplates {
+            en: eoms_server::notify::config::Texts {
+                subject: Some("[{kind}] {sheet_no}".into()),
+                text: Some("Please take {sheet_no} ({title}): {url}".into()),
+            },
+            ..Default::default()
+        },
+    );
+    let t = TestApp::with_config(cfg).await;
+    put_prefs(&t, "jn_dispatcher", json!({"email": "jn.dispatcher@example.cn"})).await;
+    // English chosen in the console.
+    t.app.store.set_preference(&eoms_domain::ids::UserId::new("jn_dispatcher"), "lang", Some("en")).await.unwrap();
+    let tk = t.mobile("sd_css", "sd.jn", "13812341234", "无信号").await;
+    let sheet = tk["sheet_no"].as_str().unwrap().to_string();
+    tick(&t).await;
+    let mails = relay.accepted.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1);
+    let (head, _) = mails[0].1.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains(&format!("Subject: [New task] {sheet}\r\n")), "an ASCII subject as it is: {head}");
+    let body = String::from_utf8(b64_decode(mails[0].1.split_once("\r\n\r\n").unwrap().1)).unwrap();
+    let link = format!("http://eoms.example.cn/t/{}", tk["id"]);
+    assert!(body.starts_with(&format!("Please take {sheet} (无信号): {link}")), "{body}");
+    assert_eq!(body.matches(&link).count(), 1, "the link once: it is in the text");
+    // In the app: the configured English text, and the built-in Chinese one (not configured).
+    let zh = t.get("jn_dispatcher", "/api/v1/notifications").await.json();
+    assert_eq!(zh["items"][0]["text"], format!("新待办：{sheet} 无信号"));
+}
+
+#[tokio::test]
+async fn an_unknown_placeholder_stops_the_start() {
+    let mut cfg = ServerConfig::default();
+    cfg.notify.templates.insert(
+        "urged".into(),
+        eoms_server::notify::config::KindTemplates {
+            zh: eoms_server::notify::config::Texts { subject: None, text: Some("催办 {ticket}".into()) },
+            ..Default::default()
+        },
+    );
+    let dir = unique("eoms-notify-bad-config");
+    let store =
+        eoms_server::store::AnyStore::Sqlite(eoms_store_sqlite::SqliteStore::open(dir.join("eoms.db")).unwrap());
+    store.migrate(t0()).await.unwrap();
+    let clock: Arc<dyn eoms_server::clock::Clock> = Arc::new(eoms_server::clock::ManualClock::new(t0()));
+    let e = match eoms_server::App::open(store, cfg, clock, dir).await {
+        Ok(_) => panic!("started with an unknown placeholder"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("notify.templates.urged.zh.text") && e.contains("{ticket}"), "{e}");
+}
+
+#[tokio::test]
+async fn the_relay_sign_in_is_sent_only_when_allowed_in_clear() {
+    let (relay, smtp_port) = relay().await;
+    let mut cfg = ServerConfig::default();
+    let n = &mut cfg.notify;
+    n.smtp.host = Some("127.0.0.1".into());
+    n.smtp.port = smtp_port;
+    n.smtp.from = "eoms@example.cn".into();
+    n.smtp.username = Some("eoms".into());
+    n.smtp.password = Some("relay-pass".into());
+    assert!(cfg.check().unwrap_err().contains("allow_plaintext_auth"), "refused without the explicit allowance");
+    cfg.notify.smtp.allow_plaintext_auth = true;
+    let t = TestApp::with_config(cfg).await;
+    put_prefs(&t, "jn_dispatcher", json!({"email": "jn.dispatcher@example.cn"})).await;
+    t.mobile("sd_css", "sd.jn", "13812341234", "无信号").await;
+    tick(&t).await;
+    let auth = relay.auth.lock().unwrap().clone();
+    assert_eq!(auth.len(), 1);
+    assert_eq!(b64_decode(auth[0].strip_prefix("AUTH PLAIN ").unwrap()), b"\0eoms\0relay-pass");
+    assert_eq!(relay.accepted.lock().unwrap().len(), 1);
 }

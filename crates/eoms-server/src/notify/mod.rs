@@ -144,7 +144,8 @@ async fn external(app: &App, row: &OutboxRow, users: &[UserId]) -> Result<Vec<Ne
                     message_id: external_id(&row.message_id, u, "email"),
                     payload: serde_json::json!({
                         "user": u, "to": to, "subject": r.subject,
-                        "body": if r.url.is_empty() { r.text.clone() } else { format!("{}\n\n{}", r.text, r.url) },
+                        // The ticket's link below the text, unless the text has it already.
+                        "body": if r.url.is_empty() || r.text.contains(&r.url) { r.text.clone() } else { format!("{}\n\n{}", r.text, r.url) },
                     }),
                 });
             }

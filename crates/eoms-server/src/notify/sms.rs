@@ -52,13 +52,17 @@ pub fn form_escape(v: &str) -> String {
     crate::console::enc(v)
 }
 
-/// The gateway request for one SMS: method, URL, headers, body.
-pub fn request(
-    cfg: &SmsConfig,
-    mobile: &str,
-    text: &str,
-    message_id: &str,
-) -> Result<(&'static str, String, Vec<(String, String)>, Vec<u8>), String> {
+/// A request to the SMS gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The gateway request for one SMS.
+pub fn request(cfg: &SmsConfig, mobile: &str, text: &str, message_id: &str) -> Result<GatewayRequest, String> {
     let url = cfg.url.as_deref().ok_or("SMS is not configured (notify.sms.url)")?;
     let vars = [("mobile", mobile), ("text", text), ("message_id", message_id)];
     debug_assert!(vars.iter().all(|(k, _)| SMS_PLACEHOLDERS.contains(k)));
@@ -67,7 +71,7 @@ pub fn request(
         HttpMethod::Get => {
             let q = fill(&cfg.template, &vars, form_escape);
             let sep = if url.contains('?') { '&' } else { '?' };
-            ("GET", format!("{url}{sep}{q}"), headers, Vec::new())
+            GatewayRequest { method: "GET", url: format!("{url}{sep}{q}"), headers, body: Vec::new() }
         }
         HttpMethod::Post => {
             let (body, ct) = match cfg.content_type {
@@ -75,15 +79,15 @@ pub fn request(
                 ContentType::Form => (fill(&cfg.template, &vars, form_escape), "application/x-www-form-urlencoded"),
             };
             headers.push(("content-type".into(), ct.into()));
-            ("POST", url.to_string(), headers, body.into_bytes())
+            GatewayRequest { method: "POST", url: url.to_string(), headers, body: body.into_bytes() }
         }
     })
 }
 
 /// Sends one SMS.
 pub async fn send(cfg: &SmsConfig, mobile: &str, text: &str, message_id: &str) -> Result<(), Failure> {
-    let (method, url, headers, body) = request(cfg, mobile, text, message_id).map_err(Failure::transient)?;
-    match call(method, &url, &headers, body, Duration::from_secs(cfg.timeout_seconds.max(1))).await {
+    let r = request(cfg, mobile, text, message_id).map_err(Failure::transient)?;
+    match call(r.method, &r.url, &r.headers, r.body, Duration::from_secs(cfg.timeout_seconds.max(1))).await {
         Ok(s) if (200..300).contains(&s) => Ok(()),
         Ok(s) => Err(Failure::transient(format!("the SMS gateway answered HTTP {s}"))),
         Err(e) => Err(Failure::transient(format!("SMS gateway: {e}"))),
@@ -98,7 +102,7 @@ mod tests {
     fn values_are_escaped_for_the_content_type() {
         let mut c = SmsConfig { url: Some("http://127.0.0.1:9/sms".into()), ..Default::default() };
         let text = "催办：\"TS1\" a&b=c\n";
-        let (_, _, h, body) = request(&c, "13800000000", text, "1-2-3:u:sms").unwrap();
+        let GatewayRequest { headers: h, body, .. } = request(&c, "13800000000", text, "1-2-3:u:sms").unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             (v["mobile"].as_str(), v["text"].as_str(), v["id"].as_str()),
@@ -107,11 +111,14 @@ mod tests {
         assert!(h.iter().any(|(k, v)| k == "content-type" && v.starts_with("application/json")));
         c.content_type = ContentType::Form;
         c.template = "to={mobile}&msg={text}".into();
-        let (_, _, _, body) = request(&c, "13800000000", text, "x").unwrap();
+        let body = request(&c, "13800000000", text, "x").unwrap().body;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap();
         assert_eq!(pairs, [("to".to_string(), "13800000000".to_string()), ("msg".to_string(), text.to_string())]);
         c.method = HttpMethod::Get;
-        let (m, url, _, body) = request(&c, "13800000000", "a b", "x").unwrap();
-        assert_eq!((m, url.as_str(), body.len()), ("GET", "http://127.0.0.1:9/sms?to=13800000000&msg=a%20b", 0));
+        let r = request(&c, "13800000000", "a b", "x").unwrap();
+        assert_eq!(
+            (r.method, r.url.as_str(), r.body.len()),
+            ("GET", "http://127.0.0.1:9/sms?to=13800000000&msg=a%20b", 0)
+        );
     }
 }
