@@ -473,6 +473,34 @@ fn first_key(v: &crate::value::Value) -> Option<&str> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn contacts_are_checked_when_the_directory_is_loaded() {
+        for ok in ["a@b.cn", "li.ming+eoms@sd.chinaunicom.cn"] {
+            assert!(valid_email(ok), "{ok}");
+        }
+        for bad in
+            ["", "a", "a@", "@b.cn", "a@b", "a@.cn", "a@b..cn", "a b@c.cn", "a@b.cn\r\nRCPT", "<a@b.cn>", "a@b@c.cn"]
+        {
+            assert!(!valid_email(bad), "{bad:?}");
+        }
+        assert!(valid_mobile("13800000000"));
+        for bad in ["1380000000", "138000000001", "23800000000", "1380000000a", "+8613800000000"] {
+            assert!(!valid_mobile(bad), "{bad}");
+        }
+        let src =
+            "[[unit]]\nid = \"hq\"\nname = \"总部\"\nkind = \"hq\"\n[[user]]\nid = \"u\"\nname = \"U\"\norg = \"hq\"\n";
+        let org = Org::from_toml(&format!("{src}email = \"u@example.cn\"\nmobile = \"13800000000\"\n")).unwrap();
+        assert_eq!(org.user("u").unwrap().email.as_deref(), Some("u@example.cn"));
+        assert!(Org::from_toml(src).unwrap().user("u").unwrap().email.is_none(), "optional");
+        assert!(matches!(
+            Org::from_toml(&format!("{src}mobile = \"123\"\n")),
+            Err(DirectoryError::Contact(_, "mobile", _))
+        ));
+        // A user without contacts is written without them (the directory's TOML stays as it was).
+        let json = serde_json::to_value(Org::from_toml(src).unwrap().user("u").unwrap()).unwrap();
+        assert!(json.get("email").is_none() && json.get("mobile").is_none());
+    }
+
     const ORG: &str = r#"
 [[unit]]
 id = "hq"
