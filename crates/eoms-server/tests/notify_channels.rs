@@ -606,3 +606,28 @@ async fn the_relay_sign_in_is_sent_only_when_allowed_in_clear() {
     assert_eq!(b64_decode(auth[0].strip_prefix("AUTH PLAIN ").unwrap()), b"\0eoms\0relay-pass");
     assert_eq!(relay.accepted.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_relay_that_never_answers_times_out_and_is_retried() {
+    // Accepts connections and says nothing.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    let mut cfg = ServerConfig::default();
+    cfg.notify.smtp.host = Some("127.0.0.1".into());
+    cfg.notify.smtp.port = port;
+    cfg.notify.smtp.from = "eoms@example.cn".into();
+    cfg.notify.smtp.timeout_seconds = 1;
+    let t = TestApp::with_config(cfg).await;
+    put_prefs(&t, "jn_dispatcher", json!({"email": "jn.dispatcher@example.cn"})).await;
+    let tk = t.mobile("sd_css", "sd.jn", "13812341234", "无信号").await;
+    tick(&t).await;
+    let r = rows(&t, &tk, "email").await.remove(0);
+    assert_eq!((r.status, r.attempts), (OutboxStatus::Pending, 1));
+    assert!(r.last_error.as_deref().unwrap().contains("within 1 s"), "{:?}", r.last_error);
+}

@@ -153,8 +153,9 @@ pub async fn update(app: &App, c: &Caller, u: PrefsUpdate) -> ApiResult<()> {
         me.mobile = Some(m.to_string()).filter(|m| !m.is_empty());
     }
     if current.as_ref() != Some(&me) {
-        // Through the directory, as an admin's edit: the same check, one write, audited.
-        let mut d = c.world.org.directory().clone();
+        // Through the directory, as an admin's edit: the same check, one write, audited. Read
+        // from the store, not this request's snapshot, to keep an admin's edit made meanwhile.
+        let mut d = app.store.directory().await?;
         if let Some(slot) = d.users.iter_mut().find(|x| x.id == me.id) {
             *slot = me.clone();
         }
