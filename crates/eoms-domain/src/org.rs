@@ -98,6 +98,14 @@ pub struct User {
     pub function_roles: Vec<FunctionRoleKey>,
     #[serde(default = "yes")]
     pub active: bool,
+    /// Where e-mail notifications go (the user's wish per kind is a preference). Shown only to
+    /// the user and to user admins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Where SMS notifications go: 11 digits starting with 1. Shown only to the user and to
+    /// user admins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile: Option<String>,
 }
 
 fn yes() -> bool {
@@ -167,6 +175,30 @@ pub enum DirectoryError {
     Syntax(String),
     #[error("{0}")]
     Calendar(String),
+    #[error("user '{0}' has an invalid {1} '{2}'")]
+    Contact(String, &'static str, String),
+}
+
+/// An e-mail address of the usual shape: `local@domain.tld`, no spaces or angle brackets (it is
+/// written into mail headers and SMTP commands), at most 254 characters.
+pub fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    s.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !domain.contains('@')
+        && s.chars().all(|c| {
+            c.is_ascii_graphic() && !matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | ':' | '"' | '\\' | '[' | ']')
+        })
+}
+
+/// A mobile number for SMS: 11 digits starting with 1 (the subscriber-number rule).
+pub fn valid_mobile(s: &str) -> bool {
+    s.len() == 11 && s.starts_with('1') && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Outcome of routing a step to a group.
@@ -240,6 +272,12 @@ impl Org {
             }
             if let Some(r) = u.function_roles.iter().find(|r| !roles.contains(*r)) {
                 return Err(Unknown("user", u.id.to_string(), "function role", r.to_string()));
+            }
+            if let Some(e) = u.email.as_deref().filter(|e| !valid_email(e)) {
+                return Err(Contact(u.id.to_string(), "email", e.to_string()));
+            }
+            if let Some(m) = u.mobile.as_deref().filter(|m| !valid_mobile(m)) {
+                return Err(Contact(u.id.to_string(), "mobile", m.to_string()));
             }
         }
         let mut sub_ix = BTreeMap::new();
@@ -446,6 +484,34 @@ fn first_key(v: &crate::value::Value) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contacts_are_checked_when_the_directory_is_loaded() {
+        for ok in ["a@b.cn", "li.ming+eoms@sd.chinaunicom.cn"] {
+            assert!(valid_email(ok), "{ok}");
+        }
+        for bad in
+            ["", "a", "a@", "@b.cn", "a@b", "a@.cn", "a@b..cn", "a b@c.cn", "a@b.cn\r\nRCPT", "<a@b.cn>", "a@b@c.cn"]
+        {
+            assert!(!valid_email(bad), "{bad:?}");
+        }
+        assert!(valid_mobile("13800000000"));
+        for bad in ["1380000000", "138000000001", "23800000000", "1380000000a", "+8613800000000"] {
+            assert!(!valid_mobile(bad), "{bad}");
+        }
+        let src =
+            "[[unit]]\nid = \"hq\"\nname = \"总部\"\nkind = \"hq\"\n[[user]]\nid = \"u\"\nname = \"U\"\norg = \"hq\"\n";
+        let org = Org::from_toml(&format!("{src}email = \"u@example.cn\"\nmobile = \"13800000000\"\n")).unwrap();
+        assert_eq!(org.user("u").unwrap().email.as_deref(), Some("u@example.cn"));
+        assert!(Org::from_toml(src).unwrap().user("u").unwrap().email.is_none(), "optional");
+        assert!(matches!(
+            Org::from_toml(&format!("{src}mobile = \"123\"\n")),
+            Err(DirectoryError::Contact(_, "mobile", _))
+        ));
+        // A user without contacts is written without them (the directory's TOML stays as it was).
+        let json = serde_json::to_value(Org::from_toml(src).unwrap().user("u").unwrap()).unwrap();
+        assert!(json.get("email").is_none() && json.get("mobile").is_none());
+    }
 
     const ORG: &str = r#"
 [[unit]]

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub subscribers: std::collections::BTreeMap<String, u64>,
     /// TMF621 Trouble Ticket (`[server.tmf]`): service account, process mapping, hub delivery.
     pub tmf: crate::tmf::config::TmfConfig,
+    /// Notifications (`[server.notify]`): e-mail, SMS, webhooks, texts.
+    pub notify: crate::notify::config::NotifyConfig,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +67,7 @@ impl Default for ServerConfig {
             repeat_key: RepeatKey::Msisdn,
             subscribers: Default::default(),
             tmf: Default::default(),
+            notify: Default::default(),
         }
     }
 }
@@ -87,6 +90,7 @@ impl ServerConfig {
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!("listen must be an address like 127.0.0.1:8080, not '{}'", self.listen));
         }
-        self.tmf.check()
+        self.tmf.check()?;
+        self.notify.check()
     }
 }

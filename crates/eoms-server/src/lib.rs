@@ -64,6 +64,9 @@ impl World {
     }
 }
 
+/// The longest a delivery loop sleeps with nothing queued on this node.
+const OUTBOX_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct App {
     pub store: AnyStore,
     pub cfg: ServerConfig,
@@ -77,6 +80,8 @@ pub struct App {
     pub(crate) node: String,
     /// Woken when a commit sets a timer: the timer loop sleeps until the earliest one is due.
     pub(crate) timers_changed: tokio::sync::Notify,
+    /// Bumped when outbound messages are queued here: the delivery loops wait on it.
+    outbox_queued: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +117,30 @@ impl App {
             throttle: auth::Throttle::default(),
             node: auth::hex(&node),
             timers_changed: tokio::sync::Notify::new(),
+            outbox_queued: tokio::sync::watch::Sender::new(0),
         }))
+    }
+
+    /// Tells the delivery loops that messages were queued.
+    pub(crate) fn outbox_queued(&self) {
+        self.outbox_queued.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Runs one delivery loop until the app stops: `pass` at once while it finds work; when it
+    /// finds none, waits until messages are queued on this node, or at most `OUTBOX_IDLE` (for
+    /// retries that fall due and for messages queued by other nodes). An idle eoms does no work.
+    pub(crate) async fn deliver_loop<F, Fut>(&self, mut pass: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = usize>,
+    {
+        let mut queued = self.outbox_queued.subscribe();
+        loop {
+            queued.mark_unchanged();
+            if pass().await == 0 {
+                let _ = tokio::time::timeout(OUTBOX_IDLE, queued.changed()).await;
+            }
+        }
     }
 
     pub fn world(&self) -> Arc<World> {
@@ -170,6 +198,7 @@ impl App {
                 assurance::find(&world.assurance, &facts, &world.org, write.ticket.created_at).map(|p| p.name.clone());
         }
         tmf::hub::plan(self, world, before, &mut write, tmf).await?;
+        let queues = !write.outbox.is_empty();
         let committed = self.store.commit(write).await?;
         if matches!(committed, eoms_store::Committed::Written { .. }) {
             for a in &actions {
@@ -177,6 +206,9 @@ impl App {
             }
             if sets_timer {
                 self.timers_changed.notify_one();
+            }
+            if queues {
+                self.outbox_queued();
             }
         }
         Ok(committed)
@@ -292,12 +324,17 @@ pub async fn serve(
     let timers = tokio::spawn(timers::run(app.clone()));
     let notifications = tokio::spawn(notify::run(app.clone()));
     let tmf_delivery = tokio::spawn(tmf::deliver::run(app.clone()));
+    let external: Vec<_> =
+        notify::deliver::CHANNELS.iter().map(|c| tokio::spawn(notify::deliver::run(app.clone(), c))).collect();
     let r = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await;
     reload.abort();
     delivery.abort();
     timers.abort();
     notifications.abort();
     tmf_delivery.abort();
+    for e in external {
+        e.abort();
+    }
     r
 }
 

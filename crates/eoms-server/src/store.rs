@@ -212,8 +212,14 @@ impl Store for AnyStore {
     async fn tmf_listeners(&self) -> R<Vec<TmfListener>> {
         each!(self, s => s.tmf_listeners().await)
     }
-    async fn deliver_notifications(&self, outbox_id: i64, items: &[NewNotification], at: Timestamp) -> R<()> {
-        each!(self, s => s.deliver_notifications(outbox_id, items, at).await)
+    async fn deliver_notifications(
+        &self,
+        outbox_id: i64,
+        items: &[NewNotification],
+        outbox: &[NewOutbox],
+        at: Timestamp,
+    ) -> R<()> {
+        each!(self, s => s.deliver_notifications(outbox_id, items, outbox, at).await)
     }
     async fn notifications(&self, user: &UserId, unread_only: bool, page: &PageReq) -> R<Page<Notification>> {
         each!(self, s => s.notifications(user, unread_only, page).await)

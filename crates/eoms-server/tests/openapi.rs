@@ -68,7 +68,7 @@ fn every_error_code_is_documented() {
     let mut codes = std::collections::BTreeSet::new();
     // Codes written where the server builds its errors: `StatusCode::X,` then the code literal.
     let mut files = vec![root.join("crates/eoms-domain/src/error.rs")];
-    for dir in ["crates/eoms-server/src", "crates/eoms-server/src/api"] {
+    for dir in ["crates/eoms-server/src", "crates/eoms-server/src/api", "crates/eoms-server/src/notify"] {
         for e in std::fs::read_dir(root.join(dir)).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "rs") {

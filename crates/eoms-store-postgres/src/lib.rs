@@ -28,6 +28,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (7, "assurance", include_str!("../migrations/0007_assurance.sql")),
     (8, "kpi_index", include_str!("../migrations/0008_kpi_index.sql")),
     (9, "calendar", include_str!("../migrations/0009_calendar.sql")),
+    (10, "user_contacts", include_str!("../migrations/0010_user_contacts.sql")),
 ];
 
 pub struct PgStore {
@@ -754,7 +755,8 @@ impl Store for PgStore {
                     "WITH c AS (
                        SELECT o.id FROM outbox o
                        WHERE o.status = 'pending' AND o.channel = $5 AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)
-                         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered')
+                         AND (o.channel IN ('email', 'sms', 'webhook')
+                              OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered'))
                        ORDER BY o.next_attempt_at, o.id LIMIT $2 FOR UPDATE SKIP LOCKED)
                      UPDATE outbox SET lease_owner = $3, lease_until = $4 FROM c WHERE outbox.id = c.id
                      RETURNING {}",
@@ -897,10 +899,10 @@ impl Store for PgStore {
         for (i, u) in d.users.iter().enumerate() {
             let (i, roles) = (i as i32, config_json(&u.function_roles));
             tx.execute(
-                "INSERT INTO users (id, name, org, function_roles, active, position) VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO users (id, name, org, function_roles, active, position, email, mobile) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, org = excluded.org, function_roles = excluded.function_roles,
-                 active = excluded.active, position = excluded.position",
-                &[&u.id.as_str(), &u.name, &u.org.as_str(), &roles, &u.active, &i],
+                 active = excluded.active, position = excluded.position, email = excluded.email, mobile = excluded.mobile",
+                &[&u.id.as_str(), &u.name, &u.org.as_str(), &roles, &u.active, &i, &u.email, &u.mobile],
             )
             .await
             .map_err(err)?;
@@ -968,7 +970,7 @@ impl Store for PgStore {
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
         let users = c
-            .query("SELECT id, name, org, function_roles, active FROM users ORDER BY position", &[])
+            .query("SELECT id, name, org, function_roles, active, email, mobile FROM users ORDER BY position", &[])
             .await
             .map_err(err)?
             .iter()
@@ -979,6 +981,8 @@ impl Store for PgStore {
                     org: r.get::<_, String>(2).as_str().into(),
                     function_roles: serde_json::from_str(&r.get::<_, String>(3)).map_err(corrupt)?,
                     active: r.get(4),
+                    email: r.get(5),
+                    mobile: r.get(6),
                 })
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
@@ -1315,10 +1319,22 @@ impl Store for PgStore {
         &self,
         outbox_id: i64,
         items: &[NewNotification],
+        outbox: &[NewOutbox],
         at: Timestamp,
     ) -> Result<(), StorageError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(err)?;
+        for o in outbox {
+            let payload = o.payload.to_string();
+            tx.execute(
+                "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
+                 SELECT ticket_id, $2, $3, $4, $5, 'pending', 0, $6, $6 FROM outbox WHERE id = $1
+                 ON CONFLICT (message_id) DO NOTHING",
+                &[&outbox_id, &o.channel, &o.kind, &o.message_id, &payload, &at],
+            )
+            .await
+            .map_err(err)?;
+        }
         for n in items {
             let ticket = n.ticket_id.0 as i64;
             tx.execute(

@@ -30,6 +30,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (7, "assurance", include_str!("../migrations/0007_assurance.sql")),
     (8, "kpi_index", include_str!("../migrations/0008_kpi_index.sql")),
     (9, "calendar", include_str!("../migrations/0009_calendar.sql")),
+    (10, "user_contacts", include_str!("../migrations/0010_user_contacts.sql")),
 ];
 
 /// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
@@ -729,10 +730,20 @@ impl Store for SqliteStore {
         &self,
         outbox_id: i64,
         items: &[NewNotification],
+        outbox: &[eoms_store::NewOutbox],
         at: Timestamp,
     ) -> Result<(), StorageError> {
-        let items = items.to_vec();
+        let (items, outbox) = (items.to_vec(), outbox.to_vec());
         self.write(move |c| {
+            for o in &outbox {
+                c.execute(
+                    "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
+                     SELECT ticket_id, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6 FROM outbox WHERE id = ?1
+                     ON CONFLICT (message_id) DO NOTHING",
+                    rusqlite::params![outbox_id, o.channel, o.kind, o.message_id, o.payload.to_string(), write::ms(&at)],
+                )
+                .map_err(err)?;
+            }
             for n in &items {
                 c.execute(
                     "INSERT INTO notifications (user_id, ticket_id, kind, message_id, text_zh, text_en, created_at)

@@ -306,26 +306,27 @@ pub(crate) fn directory(c: &Connection) -> Result<Directory, StorageError> {
         })
         .collect::<Result<Vec<_>, StorageError>>()?;
     let users = c
-        .prepare("SELECT id, name, org, function_roles, active FROM users ORDER BY position")
+        .prepare("SELECT id, name, org, function_roles, active, email, mobile FROM users ORDER BY position")
         .map_err(err)?
         .query_map([], |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
+                (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?),
                 r.get::<_, String>(3)?,
                 r.get::<_, bool>(4)?,
+                (r.get::<_, Option<String>>(5)?, r.get::<_, Option<String>>(6)?),
             ))
         })
         .map_err(err)?
         .map(|row| {
-            let (id, name, org, roles, active) = row.map_err(err)?;
+            let ((id, name, org), roles, active, (email, mobile)) = row.map_err(err)?;
             Ok(User {
                 id: id.as_str().into(),
                 name,
                 org: org.as_str().into(),
                 function_roles: from_json(&roles)?,
                 active,
+                email,
+                mobile,
             })
         })
         .collect::<Result<Vec<_>, StorageError>>()?;

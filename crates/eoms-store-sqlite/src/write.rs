@@ -414,12 +414,14 @@ pub(crate) fn claim_outbox(
 ) -> Result<Vec<OutboxRow>, StorageError> {
     let now_ms = ms(&now);
     // Only the oldest undelivered message of each ticket on the channel is eligible: never
-    // reordered per ticket.
+    // reordered per ticket — except on the channels whose messages are independent
+    // (`eoms_store::UNORDERED_CHANNELS`: e-mail, SMS, webhooks).
     let rows: Vec<OutboxRow> = c
         .prepare_cached(
             "SELECT o.id FROM outbox o
              WHERE o.status = 'pending' AND o.channel = ?3 AND o.next_attempt_at <= ?1 AND (o.lease_until IS NULL OR o.lease_until < ?1)
-               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered')
+               AND (o.channel IN ('email', 'sms', 'webhook')
+                    OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered'))
              ORDER BY o.next_attempt_at, o.id LIMIT ?2",
         )
         .map_err(err)?
@@ -466,10 +468,10 @@ pub(crate) fn save_directory(c: &Connection, d: &Directory) -> Result<(), Storag
     }
     for (i, u) in d.users.iter().enumerate() {
         c.execute(
-            "INSERT INTO users (id, name, org, function_roles, active, position) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO users (id, name, org, function_roles, active, position, email, mobile) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, org = excluded.org, function_roles = excluded.function_roles,
-             active = excluded.active, position = excluded.position",
-            params![u.id.as_str(), u.name, u.org.as_str(), config_json(&u.function_roles), u.active, i],
+             active = excluded.active, position = excluded.position, email = excluded.email, mobile = excluded.mobile",
+            params![u.id.as_str(), u.name, u.org.as_str(), config_json(&u.function_roles), u.active, i, u.email, u.mobile],
         )
         .map_err(err)?;
     }

@@ -509,7 +509,11 @@ pub async fn process_definitions_are_versioned<S: Store>(s: &S) {
 }
 
 pub async fn the_directory_round_trips<S: Store>(s: &S) {
-    let d = org().directory().clone();
+    let mut d = org().directory().clone();
+    // Contacts included (a user may have either, both or none).
+    d.users[0].email = Some("someone@example.cn".into());
+    d.users[0].mobile = Some("13800000000".into());
+    d.users[1].mobile = Some("13900000000".into());
     s.save_directory(&d).await.unwrap();
     assert_eq!(s.directory().await.unwrap(), d);
     // Saving again replaces, without duplicates.
@@ -980,8 +984,27 @@ pub async fn notifications_are_delivered_once_and_read_per_user<S: Store>(s: &S)
         created_at: t0(),
     };
     let items = vec![n("jn_dispatcher", "task_assigned"), n("jn_supervisor", "task_assigned")];
-    s.deliver_notifications(row.id, &items, t0()).await.unwrap();
-    s.deliver_notifications(row.id, &items, t0()).await.unwrap();
+    // Its e-mails, queued with it (twice, and a retry adds none).
+    let mail = |user: &str| NewOutbox {
+        channel: "email".into(),
+        kind: "task_assigned".into(),
+        message_id: format!("{}-{user}-email", row.message_id),
+        payload: serde_json::json!({"to": format!("{user}@example.cn")}),
+    };
+    let external = vec![mail("jn_dispatcher"), mail("jn_supervisor")];
+    s.deliver_notifications(row.id, &items, &external, t0()).await.unwrap();
+    s.deliver_notifications(row.id, &items, &external, t0()).await.unwrap();
+    let mails: Vec<_> = s.outbox(l.t.id).await.unwrap().into_iter().filter(|o| o.channel == "email").collect();
+    assert_eq!(mails.len(), 2, "one e-mail per person, however often delivered");
+    assert!(mails.iter().all(|m| m.status == OutboxStatus::Pending && m.next_attempt_at == t0()));
+    // E-mails are independent of each other: the second is handed out while the first is
+    // failing, and still when the first is dead.
+    let first = s.claim_outbox("node-a", "email", t0(), 30, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    s.outbox_failed(first[0].id, "550 no such user", t0() + TimeDelta::minutes(5), true).await.unwrap();
+    let second = s.claim_outbox("node-a", "email", t0(), 30, 10).await.unwrap();
+    assert_eq!(second.len(), 1, "a dead e-mail does not hold up the ticket's other e-mails");
+    assert_ne!(second[0].id, first[0].id);
     let mine = s.notifications(&UserId::new("jn_dispatcher"), false, &PageReq::default()).await.unwrap();
     assert_eq!(
         (mine.total, mine.items[0].text_zh.as_str()),

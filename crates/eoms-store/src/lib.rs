@@ -27,7 +27,7 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
@@ -75,6 +75,16 @@ impl StorageError {
     }
 }
 
+/// Channels whose messages are independent of each other: [`Store::claim_outbox`] hands out any
+/// due one, not only the oldest undelivered one of its ticket. A notification's e-mail or SMS is
+/// one fact for one person: a bad address (retried, then dead) must not hold up later messages
+/// of the same ticket to other people, and there is nothing to keep in order between them.
+/// Webhook events carry their `created_at` and a delivery id for receivers that order or
+/// deduplicate. Every other channel (`css`, `notify`, `tmf:…`) is delivered in order per ticket
+/// and channel, a dead message blocking the ones after it. Backends write this list into their
+/// claim statement; the conformance suite checks both behaviours.
+pub const UNORDERED_CHANNELS: &[&str] = &["email", "sms", "webhook"];
+
 /// A message queued for delivery in the same transaction as the change it reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewOutbox {
@@ -108,7 +118,8 @@ pub struct OutboxRow {
 pub enum OutboxStatus {
     Pending,
     Delivered,
-    /// Gave up after the configured attempts; kept for admins, blocks later messages of its ticket.
+    /// Gave up after the configured attempts; kept for admins. On an ordered channel it blocks
+    /// later messages of its ticket (see [`UNORDERED_CHANNELS`]).
     Dead,
 }
 
@@ -357,12 +368,15 @@ pub trait Store: Send + Sync + 'static {
     // ── In-app notifications ──
 
     /// Delivers a `notify` outbox row as in-app notifications, in one transaction: the
-    /// notifications are written (once per message and user, so a retry adds none) and the row
-    /// is marked delivered.
+    /// notifications are written (once per message and user, so a retry adds none), `outbox`
+    /// (its e-mail, SMS and webhook messages) is queued on the row's ticket, due at `at` (a
+    /// message id already queued is skipped, so a retry adds none either), and the row is marked
+    /// delivered.
     fn deliver_notifications(
         &self,
         outbox_id: i64,
         items: &[NewNotification],
+        outbox: &[NewOutbox],
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
     /// A user's notifications, newest first.

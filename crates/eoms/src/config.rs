@@ -130,6 +130,69 @@ category = ["TMF621"]
 # urgency = "urgent"
 # Fixed create-form values (field key = value).
 form = { complaint_source = "online" }
+
+[server.notify]
+# Notifications: in the app always; by e-mail and SMS as each user chooses (per kind, on their
+# notification settings page), once those channels are configured below; to webhooks.
+
+# The console's address as users reach it: tickets are linked in e-mails as PUBLIC_URL/t/ID (the
+# {url} placeholder). Unset: no link.
+# public_url = "http://eoms.example.cn"
+# Delivery attempts of an e-mail, SMS or webhook message before it is dead-lettered (admins see
+# and retry dead letters at /api/v1/admin/outbox).
+max_attempts = 8
+# Signed webhooks: each is a [[server.notify.webhooks]] table with name, url (http://), secret
+# (at least 16 characters; signs every delivery) and optionally kinds (only these notification
+# kinds) and timeout_seconds. None by default; write the tables instead of this line.
+webhooks = []
+
+# Texts per notification kind (task_assigned, urged, copied_to, deadline_warning, deadline_missed,
+# escalated), replacing the built-in ones: per language (zh, en) an e-mail subject and a text (the
+# in-app notification, the SMS, the e-mail's first line), with the placeholders {sheet_no},
+# {title}, {kind} (the kind's name) and {url} (the ticket's link). What is left out keeps the
+# built-in text (for example "催办：{sheet_no} {title}"). Empty by default.
+[server.notify.templates]
+# "urged" = { zh = { subject = "【催办】{sheet_no}", text = "催办：{sheet_no} {title} {url}" }, en = { text = "Urged: {sheet_no} {title} {url}" } }
+
+[server.notify.smtp]
+# E-mail through an SMTP relay, in plain SMTP (eoms has no TLS): use a relay on the same host
+# or a trusted network (a local Postfix, the company MTA), which does TLS onwards.
+
+# The relay's host name or address. Unset: no e-mail is sent.
+# host = "127.0.0.1"
+# The relay's port.
+port = 25
+# The sender address (MAIL FROM and From:).
+from = "eoms@localhost.localdomain"
+# The name eoms gives in EHLO.
+helo = "eoms"
+# Sign in to the relay (AUTH PLAIN or LOGIN) as this user; needs allow_plaintext_auth.
+# username = "eoms"
+# The relay password. Env: EOMS_NOTIFY_SMTP_PASSWORD.
+# password = "secret"
+# Allow signing in over the unencrypted connection (the password crosses the network in clear):
+# only for a relay on a trusted network.
+allow_plaintext_auth = false
+# Seconds for the whole exchange with the relay.
+timeout_seconds = 30
+
+[server.notify.sms]
+# SMS through an operator's HTTP gateway, described as a request.
+
+# The gateway's address (http://). Unset: no SMS is sent.
+# url = "http://127.0.0.1:9000/sms/send"
+# "post" (the template is the body) or "get" (the template is the query string).
+method = "post"
+# How values are escaped in a POST body: "json" (inside a JSON string) or "form" (percent-encoded).
+content_type = "json"
+# The body or query string, with the placeholders {mobile}, {text} and {message_id}.
+template = '{"mobile":"{mobile}","text":"{text}","id":"{message_id}"}'
+# Seconds the gateway has to answer.
+timeout_seconds = 10
+
+# Extra request headers to the SMS gateway (name = value), e.g. an API key. Empty by default.
+[server.notify.sms.headers]
+# "X-Api-Key" = "key"
 "#;
 
 pub enum Backend {
@@ -170,6 +233,9 @@ impl Config {
         if let Ok(v) = std::env::var("EOMS_TMF_SERVICE_ACCOUNT") {
             cfg.server.tmf.service_account = Some(v).filter(|v| !v.is_empty());
         }
+        if let Ok(v) = std::env::var("EOMS_NOTIFY_SMTP_PASSWORD") {
+            cfg.server.notify.smtp.password = Some(v).filter(|v| !v.is_empty());
+        }
         cfg.server.check().map_err(|e| anyhow::anyhow!("[server] {e}"))?;
         if cfg.pool_size == 0 {
             bail!("pool_size must be at least 1");
@@ -206,6 +272,12 @@ mod tests {
         assert_eq!(redact("postgres://eoms@db/eoms"), "postgres://eoms@db/eoms");
         let c = Config { database_url: Some("postgres://a:b@h/d".into()), ..Config::default() };
         assert!(!format!("{c:?}").contains(":b@"));
+        // `eoms config show` prints the Debug form: the notification secrets are hidden too.
+        let mut c = Config::default();
+        c.server.notify.smtp.password = Some("relay-secret".into());
+        c.server.notify.sms.headers.insert("X-Api-Key".into(), "gateway-key".into());
+        let shown = format!("{c:#?}");
+        assert!(!shown.contains("relay-secret") && !shown.contains("gateway-key"), "{shown}");
         assert!(toml::from_str::<Config>("data_dir = 'x'\ncolour = 'red'").is_err());
         let example: Config = toml::from_str(EXAMPLE).expect("the printed example is valid");
         assert_eq!(example.pool_size, 16);

@@ -186,6 +186,42 @@ const ZH: &[(&str, &str)] = &[
         "固定的紧急程度（`urgent` 或 `normal`）；不设则由 severity 决定（见 urgent_severities）。",
     ),
     ("server.tmf.mapping.form", "固定的建单表单值（字段 key = 值）。"),
+    (
+        "server.notify.public_url",
+        "用户访问控制台的地址：邮件中的工单链接为 PUBLIC_URL/t/工单 id（占位符 {url}）。不设则不带链接。",
+    ),
+    (
+        "server.notify.max_attempts",
+        "一封邮件、一条短信或一次 webhook 投递最多尝试几次，之后转入死信（管理员在 /api/v1/admin/outbox 查看并重试）。",
+    ),
+    (
+        "server.notify.webhooks",
+        "带签名的 webhook：每个写一个 [[server.notify.webhooks]] 表，含 name、url（http://）、secret（至少 16 个字符，用于签名每次投递），可选 kinds（只投递这些通知类型）和 timeout_seconds。缺省没有；写表时删去这一行。",
+    ),
+    ("server.notify.smtp.host", "SMTP 中继的主机名或地址。不设则不发邮件。"),
+    ("server.notify.smtp.port", "SMTP 中继的端口。"),
+    ("server.notify.smtp.from", "发件人地址（MAIL FROM 和 From:）。"),
+    ("server.notify.smtp.helo", "eoms 在 EHLO 中报的主机名。"),
+    ("server.notify.smtp.username", "以此用户登录中继（AUTH PLAIN 或 LOGIN）；须同时打开 allow_plaintext_auth。"),
+    ("server.notify.smtp.password", "中继的登录密码。"),
+    (
+        "server.notify.smtp.allow_plaintext_auth",
+        "允许在未加密的连接上登录中继（密码以明文经过网络）：只用于可信网络中的中继。",
+    ),
+    ("server.notify.smtp.timeout_seconds", "与中继的整个会话的时限（秒）。"),
+    ("server.notify.sms.url", "短信网关的地址（http://）。不设则不发短信。"),
+    ("server.notify.sms.method", "`post`（模板为请求体）或 `get`（模板为查询串）。"),
+    (
+        "server.notify.sms.content_type",
+        "POST 请求体中值的转义方式：`json`（作为 JSON 字符串的内容）或 `form`（百分号编码）。",
+    ),
+    ("server.notify.sms.template", "请求体或查询串，占位符 {mobile}、{text}、{message_id}。"),
+    ("server.notify.sms.timeout_seconds", "短信网关应答的时限（秒）。"),
+    ("server.notify.sms.headers", "发往短信网关的附加请求头（名称 = 值），如 API key。缺省为空。"),
+    (
+        "server.notify.templates",
+        "各通知类型（task_assigned、urged、copied_to、deadline_warning、deadline_missed、escalated）的文字，替换内置文字：每种语言（zh、en）一个邮件主题（subject）和一段文字（text：站内通知、短信、邮件正文首行），占位符 {sheet_no}、{title}、{kind}（类型名称）、{url}（工单链接）。未写的部分沿用内置文字（如“催办：{sheet_no} {title}”）。缺省为空。",
+    ),
 ];
 
 fn cell(s: &str) -> String {

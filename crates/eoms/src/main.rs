@@ -149,7 +149,9 @@ fn main() -> ExitCode {
         }
         Command::CssSim(args) => css_sim::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::BenchTimers(args) => config::Config::load(cli.config.as_deref()).and_then(|c| bench_timers::run(&c, args)),
+        Command::BenchTimers(args) => {
+            config::Config::load(cli.config.as_deref()).and_then(|c| bench_timers::run(&c, args))
+        }
         Command::User(UserCommand::Add { id, name, org, roles, admin }) => config::Config::load(cli.config.as_deref())
             .and_then(|c| serve::add_user(&c, &id, &name, org.as_deref(), &roles, admin)),
         Command::Migrate => config::Config::load(cli.config.as_deref()).and_then(|c| db::migrate(&c)),

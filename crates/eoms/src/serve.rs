@@ -121,7 +121,15 @@ pub fn add_user(cfg: &Config, id: &str, name: &str, org: Option<&str>, roles: &[
             function_roles.push(FunctionRoleKey::new("admin"));
         }
         let org = org.map(OrgUnitId::new).unwrap_or_else(|| d.units[0].id.clone());
-        d.users.push(User { id: UserId::new(id), name: name.into(), org, function_roles, active: true });
+        d.users.push(User {
+            id: UserId::new(id),
+            name: name.into(),
+            org,
+            function_roles,
+            active: true,
+            email: None,
+            mobile: None,
+        });
         let checked = eoms_domain::Org::new(d).map_err(|e| anyhow!("{e}"))?;
         store.save_directory(checked.directory()).await?;
         let hash = eoms_server::auth::hash_password(password).await.map_err(|_| anyhow!("cannot hash the password"))?;

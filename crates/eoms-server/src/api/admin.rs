@@ -251,6 +251,8 @@ pub async fn create_user(
         org: OrgUnitId::new(&b.org),
         function_roles: b.function_roles.iter().map(FunctionRoleKey::new).collect(),
         active: true,
+        email: None,
+        mobile: None,
     };
     d.users.push(user.clone());
     let org = validated(d)?;
@@ -548,6 +550,7 @@ pub async fn retry_outbox(State(app): State<Arc<App>>, c: Caller, Path(id): Path
         return Err(ApiError::not_found("没有这条死信消息", "no such dead-lettered message"));
     }
     audit(&app, c.user.as_str(), "outbox_retry", &id.to_string(), serde_json::json!({})).await?;
+    app.outbox_queued();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -14,11 +14,13 @@
 //!   scope, masking and the engine are applied once, for both.
 //! - Forms carry the session's CSRF token in a hidden field; the sign-in form a double-submit
 //!   token of its own. Language: zh-CN by default, English by switch, remembered per user.
+//! - Each user's own notification settings (`/settings/notifications`, linked in the header).
 
 pub mod admin;
 pub mod help;
 pub mod lists;
 pub mod query;
+pub mod settings;
 pub mod stats;
 pub mod ticket;
 
@@ -54,6 +56,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/done", get(lists::done))
         .route("/notifications", get(lists::notifications))
         .route("/notifications/read", post(lists::mark_read))
+        .route("/settings/notifications", get(settings::page).post(settings::save))
         .route("/stats", get(stats::page))
         .route("/query", get(query::page))
         .route("/query/saved", post(query::save))
@@ -308,6 +311,9 @@ pub fn layout(p: &Page, title: &str, active: &str, body: Markup) -> Markup {
                     }
                     div.me {
                         span title=(c.user) { (c.name) " · " (unit_name(c, p.lang, c.org.as_str())) }
+                        a href="/settings/notifications" aria-current=[(active == "settings").then_some("page")] {
+                            (p.t("通知设置", "Notification settings"))
+                        }
                         form.inline method="post" action="/lang" {
                             input type="hidden" name="_csrf" value=(p.csrf);
                             input type="hidden" name="back" value=(p.here);

@@ -184,11 +184,7 @@ pub async fn pass(app: &App) -> usize {
     }
 }
 
-/// Runs delivery until the app stops: at once while there is work, every 500 ms otherwise.
+/// Runs delivery until the app stops (see [`App::deliver_loop`]).
 pub async fn run(app: Arc<App>) {
-    loop {
-        if pass(&app).await == 0 {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
+    app.deliver_loop(|| pass(&app)).await
 }
