@@ -4,12 +4,14 @@
 //! printing; every decision about a ticket is made in `eoms-domain`.
 
 mod bench;
+mod chaos;
 mod clock;
 mod config;
 mod config_doc;
 mod css_sim;
 mod db;
 mod demo_data;
+mod load;
 mod process_cmd;
 mod serve;
 
@@ -59,6 +61,7 @@ enum Command {
     /// and can fail or stall a share of the calls it receives. Prints what it saw (--json).
     CssSim(css_sim::Args),
     Bench(bench::Args),
+    Chaos(chaos::Args),
     /// Manage users from the command line (the first admin of a new instance).
     #[command(subcommand)]
     User(UserCommand),
@@ -142,6 +145,7 @@ fn main() -> ExitCode {
         }
         Command::CssSim(args) => css_sim::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Chaos(args) => chaos::run(args),
         Command::User(UserCommand::Add { id, name, org, roles, admin }) => config::Config::load(cli.config.as_deref())
             .and_then(|c| serve::add_user(&c, &id, &name, org.as_deref(), &roles, admin)),
         Command::Migrate => config::Config::load(cli.config.as_deref()).and_then(|c| db::migrate(&c)),
