@@ -925,7 +925,7 @@ async fn chaos(a: &Args) -> Result<Value> {
     let violations = verdict.violations() + usize::from(integrity != "ok" && a.database.is_none());
     let errors = sh.errors.lock().map(|e| e.clone()).unwrap_or_default();
     let mut top: Vec<(String, u64)> = errors.into_iter().collect();
-    top.sort_by(|x, y| y.1.cmp(&x.1));
+    top.sort_by_key(|e| std::cmp::Reverse(e.1));
     top.truncate(8);
     let kept = a.keep || violations > 0;
     if !kept {
