@@ -123,6 +123,8 @@ pub struct Unknown {
     pub ticket: Option<u64>,
     pub serial: Option<String>,
     pub what: String,
+    /// No answer at all, or the refusal that answered a resent request.
+    pub why: String,
 }
 
 #[derive(Default, Debug, Serialize)]
@@ -453,21 +455,22 @@ fn ticket_in(path: &str) -> Option<u64> {
 
 /// Records a JSON write's outcome in the ledger; the answer's body on 2xx.
 fn settle(sh: &Shared, kind: &str, path: &str, body: Option<&Value>, out: Outcome) -> Result<Value> {
-    let unknown = |sh: &Shared| {
+    let unknown = |sh: &Shared, why: String| {
         sh.ledger().unknown.push(Unknown {
             ticket: ticket_in(path),
             serial: body.and_then(|b| b["form"]["css_serial_no"].as_str()).map(str::to_string),
             what: kind.to_string(),
+            why,
         })
     };
     let Some((status, bytes)) = out.answer else {
-        unknown(sh);
+        unknown(sh, "no answer".into());
         bail!("{kind}: no node answered");
     };
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if status >= 300 {
         if out.retried {
-            unknown(sh);
+            unknown(sh, format!("resent, then HTTP {status} {}", v["code"].as_str().unwrap_or("")));
         } else {
             sh.ledger().refused += 1;
         }
@@ -559,16 +562,17 @@ impl Driver for Worker {
             None,
         )
         .await;
-        let unknown =
-            || sh.ledger().unknown.push(Unknown { ticket: None, serial: Some(serial.into()), what: kind.into() });
+        let unknown = |why: String| {
+            sh.ledger().unknown.push(Unknown { ticket: None, serial: Some(serial.into()), what: kind.into(), why })
+        };
         let Some((_, bytes)) = out.answer else {
-            unknown();
+            unknown("no answer".into());
             bail!("{kind}: no node answered");
         };
         let answer = eoms_css::parse_response(&bytes).map_err(|e| anyhow!("{kind}: {e}"))?;
         if answer != "0" {
             if out.retried {
-                unknown();
+                unknown(format!("resent, then answered {answer}"));
             } else {
                 sh.ledger().refused += 1;
             }
@@ -927,6 +931,13 @@ async fn chaos(a: &Args) -> Result<Value> {
     let mut top: Vec<(String, u64)> = errors.into_iter().collect();
     top.sort_by_key(|e| std::cmp::Reverse(e.1));
     top.truncate(8);
+    let mut unknown: BTreeMap<String, u64> = BTreeMap::new();
+    for u in &ledger.unknown {
+        // One line per kind of outcome: without the serial no. and what follows it.
+        let why = u.serial.as_deref().map_or(u.why.clone(), |s| u.why.replace(s, "…"));
+        let why: String = why.split('（').next().unwrap_or("").chars().take(80).collect();
+        *unknown.entry(format!("{}: {why}", u.what)).or_default() += 1;
+    }
     let kept = a.keep || violations > 0;
     if !kept {
         let _ = std::fs::remove_dir_all(&dir);
@@ -950,6 +961,7 @@ async fn chaos(a: &Args) -> Result<Value> {
         "acknowledged_actions": verdict.acknowledged_actions,
         "acknowledged_after_retry": ledger.acked_after_retry,
         "unknown_outcomes": ledger.unknown.len(),
+        "unknown_by_kind": unknown,
         "refused": ledger.refused,
         "claim_races": ledger.claim_races,
         "lifecycle_errors": top.into_iter().map(|(e, n)| json!({"error": e, "count": n})).collect::<Vec<_>>(),
@@ -1017,6 +1029,9 @@ fn print_summary(r: &Value) {
         n(&v["messages_undelivered"])
     );
     println!("  SQLite integrity: {}", r["sqlite_integrity"].as_str().unwrap_or(""));
+    for (k, n) in r["unknown_by_kind"].as_object().into_iter().flatten() {
+        println!("  unknown ×{n}: {k}");
+    }
     for e in r["lifecycle_errors"].as_array().into_iter().flatten() {
         println!("  lifecycle stopped ×{}: {}", e["count"], e["error"].as_str().unwrap_or(""));
     }
