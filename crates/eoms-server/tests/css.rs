@@ -287,6 +287,38 @@ async fn a_repeated_call_answers_as_the_first_and_the_rules_of_each_method_hold(
     assert!(w.text().contains("http://eoms.example:8080/css/sd") && w.text().contains("newWorkSheet"));
 }
 
+/// As if eoms had stopped after a call's ticket write but before recording its answer: the
+/// call is in the inbound log, unanswered.
+fn forget_answers(t: &TestApp, serial: &str) {
+    let db = t.app.files.parent().unwrap().join("eoms.db");
+    let c = rusqlite::Connection::open(db).unwrap();
+    let n = c.execute("UPDATE css_inbound SET result = NULL WHERE serial_no = ?1", [serial]).unwrap();
+    assert!(n > 0);
+}
+
+#[tokio::test]
+async fn a_call_resent_after_eoms_stopped_between_its_write_and_its_answer_is_answered_as_it_succeeded() {
+    let t = TestApp::new().await;
+    let new = envelope("newWorkSheet", "SD-9", "sd-css-demo", "2026-03-02 09:00:00", &detail(NEW));
+    assert_eq!(soap(&t, new.clone()).await.1, "0");
+    forget_answers(&t, "SD-9");
+    assert_eq!(soap(&t, new).await.1, "0", "filed once, so not 'already exists'");
+    assert_eq!(t.get("admin", "/api/v1/tickets").await.json()["total"], 1, "and one ticket");
+    let cancel = envelope(
+        "cancelWorkSheet",
+        "SD-9",
+        "sd-css-demo",
+        "2026-03-02 09:10:00",
+        &detail(&[("cancelReason", "客户撤诉")]),
+    );
+    assert_eq!(soap(&t, cancel.clone()).await.1, "0");
+    forget_answers(&t, "SD-9");
+    assert_eq!(soap(&t, cancel).await.1, "0", "withdrawn once, so not 'not possible now'");
+    let id = t.app.store.ticket_id_by_css_serial("SD-9").await.unwrap().unwrap();
+    let h = t.get("admin", &format!("/api/v1/tickets/{}/history", id.0)).await.json();
+    assert_eq!(h.as_array().unwrap().iter().filter(|e| e["action"] == "cancel").count(), 1);
+}
+
 #[tokio::test]
 async fn the_same_operations_as_json_for_css_systems_that_prefer_rest() {
     let t = TestApp::new().await;

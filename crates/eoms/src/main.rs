@@ -5,12 +5,14 @@
 
 mod bench;
 mod bench_timers;
+mod chaos;
 mod clock;
 mod config;
 mod config_doc;
 mod css_sim;
 mod db;
 mod demo_data;
+mod load;
 mod process_cmd;
 mod serve;
 
@@ -66,6 +68,7 @@ enum Command {
     /// instant to its handling (p50/p99/max, read back from the timelines), the CPU used while
     /// firing and while idle, and memory.
     BenchTimers(bench_timers::Args),
+    Chaos(chaos::Args),
     /// Manage users from the command line (the first admin of a new instance).
     #[command(subcommand)]
     User(UserCommand),
@@ -152,6 +155,7 @@ fn main() -> ExitCode {
         Command::BenchTimers(args) => {
             config::Config::load(cli.config.as_deref()).and_then(|c| bench_timers::run(&c, args))
         }
+        Command::Chaos(args) => chaos::run(args),
         Command::User(UserCommand::Add { id, name, org, roles, admin }) => config::Config::load(cli.config.as_deref())
             .and_then(|c| serve::add_user(&c, &id, &name, org.as_deref(), &roles, admin)),
         Command::Migrate => config::Config::load(cli.config.as_deref()).and_then(|c| db::migrate(&c)),

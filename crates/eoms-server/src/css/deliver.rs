@@ -171,7 +171,11 @@ async fn deliver(app: &App, row: OutboxRow) {
 /// Claims and delivers due CSS messages once; returns how many it handled.
 pub async fn pass(app: &App) -> usize {
     let now = app.clock.now();
-    match app.store.claim_outbox(&app.node, "css", now, 120, 64).await {
+    // The lease covers one call (they run side by side) and its writes, with room to spare: a
+    // node that stops while holding messages holds up its tickets' later messages no longer.
+    let slowest = app.world().css.values().filter_map(|c| c.outbound.as_ref()).map(|o| o.timeout_seconds).max();
+    let lease = i64::try_from(slowest.unwrap_or(10).max(1).saturating_mul(2).saturating_add(10)).unwrap_or(120);
+    match app.store.claim_outbox(&app.node, "css", now, lease, 64).await {
         Ok(rows) => {
             let n = rows.len();
             futures_util::future::join_all(rows.into_iter().map(|r| deliver(app, r))).await;

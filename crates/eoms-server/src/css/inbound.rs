@@ -100,16 +100,22 @@ pub async fn handle(app: &App, r: Request) -> Result<(), Refusal> {
         raw: r.raw,
         received_at: app.clock.now(),
     };
-    let id = match app.store.css_inbound(&call).await.map_err(unavailable)? {
+    let (id, unanswered) = match app.store.css_inbound(&call).await.map_err(unavailable)? {
         Inbound::Seen { result: Some(result), .. } => {
             return if result == "0" { Ok(()) } else { Err(refused(result)) };
         }
-        // Seen but unanswered: eoms stopped while processing it. Processing again is safe: the
-        // ticket write carries the same idempotency key.
-        Inbound::Seen { id, result: None } | Inbound::New { id } => id,
+        // Seen but unanswered: eoms stopped while processing it.
+        Inbound::Seen { id, result: None } => (id, true),
+        Inbound::New { id } => (id, false),
     };
     let key = format!("css:{}:{}:{}:{}", r.province, r.method, serial, call_time);
-    let result = if r.method == "newWorkSheet" {
+    // If it stopped after the ticket write (which carries this idempotency key), the call
+    // succeeded: answer "0" as the first time would have. Processing it again would be refused
+    // (the ticket exists, or is past the step), telling CSS a success was a failure.
+    let written = unanswered && app.store.idempotent_response(&key).await.map_err(unavailable)?.is_some();
+    let result = if written {
+        Ok(())
+    } else if r.method == "newWorkSheet" {
         create_ticket(app, &cfg, &serial, &fields, &attach, key).await
     } else {
         act(app, &cfg, &r.method, &serial, &fields, key).await
