@@ -126,6 +126,10 @@ pub enum Effect {
         task: Option<TaskNo>,
         kind: TimerKind,
         at: Timestamp,
+        /// When its warning fires, where the deadline counts working time (the process' share
+        /// of the working time given); `None`: the share of the elapsed time, worked out by the
+        /// store.
+        warn_at: Option<Timestamp>,
     },
     /// Drop this task's timers.
     CancelTimers {
@@ -202,7 +206,7 @@ pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Resu
     run.set_fields();
     run.push(Event::SubOrderOpened { no: SubOrderNo::ROOT, parent: None, org: root_org, role: None, kind: None });
     if let Some(d) = run.t.deadline {
-        run.effects.push(Effect::StartTimer { task: None, kind: TimerKind::Complete, at: d });
+        run.effects.push(run.timer(None, TimerKind::Complete, d, None));
     }
     run.follow(action, None)?;
     run.emit(action);
@@ -289,7 +293,8 @@ pub fn decide(
         // A claimed task has no accept deadline left to watch: only its complete deadline.
         run.effects.push(Effect::CancelTimers { task: t.no });
         if let Some(at) = t.complete_deadline {
-            run.effects.push(Effect::StartTimer { task: Some(t.no), kind: TimerKind::Complete, at });
+            let step = w.def.step(t.step.as_str());
+            run.effects.push(run.timer(Some(t.no), TimerKind::Complete, at, step));
         }
     }
     if action.suspend {
@@ -691,6 +696,20 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// The timer of a deadline; on working time, with its warning placed by working time too
+    /// (a Monday 10:00 deadline given on Friday evening is warned of on Monday morning).
+    fn timer(&self, task: Option<TaskNo>, kind: TimerKind, at: Timestamp, step: Option<&Step>) -> Effect {
+        let warn_at = if self.clock_of(step) == Clock::Working && at > self.now {
+            let cal = self.calendar();
+            let given = cal.between(self.now, at);
+            let warn = self.w.def.limits.warn_percent;
+            cal.add(self.now, given - given * i32::from(warn) / 100)
+        } else {
+            None
+        };
+        Effect::StartTimer { task, kind, at, warn_at }
+    }
+
     /// Ends a pause of the clock (`Resumed` or `ClockResumed`). The fold moves every deadline by
     /// the time the clock stood still; where a deadline counts working time, the engine works out
     /// the working time that was left when the clock stopped and records the deadlines that keep
@@ -1025,10 +1044,10 @@ impl<'a> Run<'a> {
             self.push(Event::SubOrderActivated { no: sub, step: step.key.clone() });
         }
         if let Some(a) = task.accept_deadline {
-            self.effects.push(Effect::StartTimer { task: Some(no), kind: TimerKind::Accept, at: a });
+            self.effects.push(self.timer(Some(no), TimerKind::Accept, a, Some(step)));
         }
         if let Some(c) = task.complete_deadline {
-            self.effects.push(Effect::StartTimer { task: Some(no), kind: TimerKind::Complete, at: c });
+            self.effects.push(self.timer(Some(no), TimerKind::Complete, c, Some(step)));
         }
         self.effects.push(Effect::Notify {
             kind: NotifyKind::TaskAssigned,
@@ -1060,14 +1079,15 @@ impl<'a> Run<'a> {
         }
         let mut timers = Vec::new();
         if let Some(d) = self.t.deadline {
-            timers.push(Effect::StartTimer { task: None, kind: TimerKind::Complete, at: d });
+            timers.push(self.timer(None, TimerKind::Complete, d, None));
         }
         for t in &self.t.tasks {
+            let step = self.w.def.step(t.step.as_str());
             if let Some(a) = t.accept_deadline {
-                timers.push(Effect::StartTimer { task: Some(t.no), kind: TimerKind::Accept, at: a });
+                timers.push(self.timer(Some(t.no), TimerKind::Accept, a, step));
             }
             if let Some(c) = t.complete_deadline {
-                timers.push(Effect::StartTimer { task: Some(t.no), kind: TimerKind::Complete, at: c });
+                timers.push(self.timer(Some(t.no), TimerKind::Complete, c, step));
             }
         }
         self.effects.extend(timers);

@@ -156,3 +156,61 @@ async fn new_notifications_arrive_live_on_the_event_stream_and_sign_out_ends_it(
         tokio::time::timeout(std::time::Duration::from_secs(10), async { while body.next().await.is_some() {} }).await;
     assert!(end.is_ok(), "the stream ended with the session");
 }
+
+/// A process that counts working time, on the demo directory's calendar (Monday to Friday,
+/// 08:30–12:00 and 13:30–17:30; Qingming 4–6 April 2026 off): a task given on Friday evening
+/// before the holiday weekend is warned of and missed on Tuesday morning — nothing fires over the
+/// weekend or on the holiday Monday, when a count of elapsed time would have missed it long since.
+#[tokio::test]
+async fn working_time_deadlines_wait_out_a_weekend_and_a_holiday() {
+    let t = TestApp::new().await;
+    let admin = t.token("admin").await;
+    let working = eoms_server::demo::MOBILE.replacen("version = 1", "version = 2", 1).replacen(
+        "[limits]\n",
+        "[limits]\nclock = \"working\"\n",
+        1,
+    );
+    let r = t
+        .raw(
+            axum::http::Request::post("/api/v1/admin/processes")
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-type", "text/plain")
+                .body(axum::body::Body::from(working))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::CREATED, "{}", r.text());
+    // From Monday 2 March 09:00 to Friday 3 April 17:00 (China time).
+    t.advance(TimeDelta::days(32) + TimeDelta::hours(8));
+    let tk = t.mobile("sd_css", "sd.jn", "13812341234", "无信号").await;
+    let id = tk["id"].as_u64().unwrap();
+    let dispatch = |v: &serde_json::Value| v["tasks"][0].clone();
+    let v = t.get("admin", &format!("/api/v1/tickets/{id}")).await.json();
+    // Two working hours: half an hour on Friday, then Tuesday 08:30–10:00.
+    let at = |x: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(x.as_str().unwrap()).unwrap().to_utc();
+    let utc = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    assert_eq!(at(&dispatch(&v)["complete_deadline"]), utc("2026-04-07T10:00:00+08:00"), "{v}");
+    assert_eq!(at(&dispatch(&v)["accept_deadline"]), utc("2026-04-03T17:30:00+08:00"), "accepted by 17:30");
+    // Claimed at 17:20 on Friday, in time.
+    t.advance(TimeDelta::minutes(20));
+    tick(&t).await;
+    t.act_ok("jn_dispatcher", &tk, "claim", Some("dispatch"), json!({})).await;
+    // The whole weekend and the holiday Monday pass: nothing is warned of or missed.
+    t.advance(TimeDelta::days(3) + TimeDelta::hours(15) + TimeDelta::minutes(9)); // Tue 08:29
+    tick(&t).await;
+    let v = t.get("admin", &format!("/api/v1/tickets/{id}")).await.json();
+    assert_eq!((dispatch(&v)["warned"].as_bool(), dispatch(&v)["overdue"].as_bool()), (Some(false), Some(false)));
+    // A fifth of the 100 working minutes left at the claim: warned at 09:40.
+    t.advance(TimeDelta::minutes(70)); // 09:39
+    tick(&t).await;
+    let v = t.get("admin", &format!("/api/v1/tickets/{id}")).await.json();
+    assert_eq!(dispatch(&v)["warned"], false, "not before 09:40");
+    t.advance(TimeDelta::minutes(2)); // 09:41
+    tick(&t).await;
+    let v = t.get("admin", &format!("/api/v1/tickets/{id}")).await.json();
+    assert_eq!((dispatch(&v)["warned"].as_bool(), dispatch(&v)["overdue"].as_bool()), (Some(true), Some(false)));
+    t.advance(TimeDelta::minutes(20)); // 10:01
+    tick(&t).await;
+    let v = t.get("admin", &format!("/api/v1/tickets/{id}")).await.json();
+    assert_eq!(dispatch(&v)["overdue"], true, "missed at 10:00 on Tuesday");
+}

@@ -29,6 +29,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (8, "kpi_index", include_str!("../migrations/0008_kpi_index.sql")),
     (9, "calendar", include_str!("../migrations/0009_calendar.sql")),
     (10, "user_contacts", include_str!("../migrations/0010_user_contacts.sql")),
+    (11, "outbox_pending", include_str!("../migrations/0011_outbox_pending.sql")),
 ];
 
 pub struct PgStore {

@@ -27,7 +27,7 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
@@ -540,15 +540,15 @@ pub fn plan_effects(
                     "title": ticket.field("title").map(|v| v.display()).unwrap_or_default(),
                 }),
             }),
-            Effect::StartTimer { task, kind, at } => {
+            Effect::StartTimer { task, kind, at, warn_at } => {
                 timers.push(TimerChange::Set { task: *task, kind: *kind, due: *at });
                 // Its warning, when the given share of the time is left (measured from the action
-                // that set the deadline).
+                // that set the deadline) — or where the engine placed it on working time.
                 if let (Some(w), Some((_, _, now))) = (kind.warning(), last_actor)
                     && *at > now
                 {
-                    let lead = (*at - now) * i32::from(warn_percent) / 100;
-                    timers.push(TimerChange::Set { task: *task, kind: w, due: *at - lead });
+                    let due = warn_at.unwrap_or_else(|| *at - (*at - now) * i32::from(warn_percent) / 100);
+                    timers.push(TimerChange::Set { task: *task, kind: w, due });
                 }
             }
             Effect::CancelTimers { task } => timers.push(TimerChange::CancelTask { task: *task }),

@@ -23,6 +23,7 @@ use eoms_domain::Lang;
 use eoms_domain::engine::Recipient;
 use eoms_domain::ids::{TicketId, UserId};
 use eoms_store::{NewNotification, NewOutbox, OutboxRow, Store};
+use futures_util::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -220,9 +221,9 @@ pub async fn pass(app: &App) -> usize {
     match app.store.claim_outbox(&app.node, "notify", app.clock.now(), 60, 256).await {
         Ok(rows) => {
             let n = rows.len();
-            for r in rows {
-                deliver_row(app, r).await;
-            }
+            // Side by side: each delivery is its own write, and concurrent writes share the
+            // store's group commit (one after the other, each waited for its own flush).
+            futures_util::stream::iter(rows).for_each_concurrent(32, |r| deliver_row(app, r)).await;
             n
         }
         Err(e) => {
