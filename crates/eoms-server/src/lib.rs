@@ -25,6 +25,7 @@ pub mod error;
 pub mod notify;
 pub mod openapi;
 pub mod ops;
+pub mod outbound;
 pub mod store;
 pub mod timers;
 pub mod tmf;

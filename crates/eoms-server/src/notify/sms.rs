@@ -5,41 +5,7 @@
 
 use super::config::{ContentType, HttpMethod, SMS_PLACEHOLDERS, SmsConfig, fill};
 use super::smtp::Failure;
-use axum::body::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
 use std::time::Duration;
-
-/// One HTTP/1.1 exchange; returns the status. One connection per call, a deadline on it all.
-pub async fn call(
-    method: &str,
-    url: &str,
-    headers: &[(String, String)],
-    body: Vec<u8>,
-    timeout: Duration,
-) -> Result<u16, String> {
-    let u = crate::css::http::parse_url(url)?;
-    let exchange = async {
-        let stream =
-            tokio::net::TcpStream::connect((u.host.as_str(), u.port)).await.map_err(|e| format!("connect: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req =
-            hyper::Request::builder().method(method).uri(&u.path).header("host", format!("{}:{}", u.host, u.port));
-        for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
-        let res = sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
-        let status = res.status().as_u16();
-        let _ = Limited::new(res.into_body(), 64 * 1024).collect().await;
-        Ok(status)
-    };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
-}
 
 /// A value as the inside of a JSON string.
 pub fn json_escape(v: &str) -> String {
@@ -87,7 +53,9 @@ pub fn request(cfg: &SmsConfig, mobile: &str, text: &str, message_id: &str) -> R
 /// Sends one SMS.
 pub async fn send(cfg: &SmsConfig, mobile: &str, text: &str, message_id: &str) -> Result<(), Failure> {
     let r = request(cfg, mobile, text, message_id).map_err(Failure::transient)?;
-    match call(r.method, &r.url, &r.headers, r.body, Duration::from_secs(cfg.timeout_seconds.max(1))).await {
+    match crate::outbound::call(r.method, &r.url, &r.headers, r.body, Duration::from_secs(cfg.timeout_seconds.max(1)))
+        .await
+    {
         Ok(s) if (200..300).contains(&s) => Ok(()),
         Ok(s) => Err(Failure::transient(format!("the SMS gateway answered HTTP {s}"))),
         Err(e) => Err(Failure::transient(format!("SMS gateway: {e}"))),

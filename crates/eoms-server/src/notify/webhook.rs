@@ -53,8 +53,14 @@ pub async fn send(
         ("x-eoms-timestamp".to_string(), ts.to_string()),
         ("x-eoms-signature".to_string(), signature(&w.secret, ts, &body)),
     ];
-    match super::sms::call("POST", &w.url, &headers, body.into_bytes(), Duration::from_secs(w.timeout_seconds.max(1)))
-        .await
+    match crate::outbound::call(
+        "POST",
+        &w.url,
+        &headers,
+        body.into_bytes(),
+        Duration::from_secs(w.timeout_seconds.max(1)),
+    )
+    .await
     {
         Ok(s) if (200..300).contains(&s) => Ok(()),
         Ok(s) => Err(Failure::transient(format!("webhook '{}' answered HTTP {s}", w.name))),

@@ -9,44 +9,24 @@
 
 use crate::App;
 use crate::css::deliver::backoff;
-use axum::body::Bytes;
 use chrono::TimeDelta;
 use eoms_store::{OutboxRow, Store};
-use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// POSTs a JSON body; returns the status.
-pub async fn post_json(url: &str, body: String, event_id: &str, timeout: Duration) -> Result<u16, String> {
-    let u = crate::css::http::parse_url(url)?;
-    let exchange = async {
-        let stream =
-            tokio::net::TcpStream::connect((u.host.as_str(), u.port)).await.map_err(|e| format!("connect: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let req = hyper::Request::post(&u.path)
-            .header("host", format!("{}:{}", u.host, u.port))
-            .header("content-type", "application/json")
-            .header("x-event-id", event_id)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let res = sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
-        let status = res.status().as_u16();
-        let _ = Limited::new(res.into_body(), 64 * 1024).collect().await;
-        Ok(status)
-    };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
-}
 
 async fn deliver(app: &App, row: OutboxRow, l: &eoms_store::TmfListener) {
     let now = app.clock.now();
     let body = row.payload["event"].to_string();
     let timeout = Duration::from_secs(app.cfg.tmf.timeout_seconds.max(1));
-    let outcome = match post_json(&l.callback, body, &row.message_id, timeout).await {
+    let outcome = match crate::outbound::call(
+        "POST",
+        &l.callback,
+        &[("content-type".into(), "application/json".into()), ("x-event-id".into(), row.message_id.clone())],
+        body.into_bytes(),
+        timeout,
+    )
+    .await
+    {
         Ok(s) if (200..300).contains(&s) => Ok(()),
         Ok(s) => Err(format!("the listener answered HTTP {s}")),
         Err(e) => Err(e),
