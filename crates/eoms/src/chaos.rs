@@ -87,23 +87,6 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
     Ok((a, b))
 }
 
-/// splitmix64: the same seed gives the same kills.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
 // ── The ledger and the checks ──
 
 /// An action the client saw acknowledged: the ticket's version after it is the action's
@@ -859,7 +842,8 @@ async fn chaos(a: &Args) -> Result<Value> {
     }
 
     // The killer.
-    let mut rng = Rng(a.seed);
+    // The same seed gives the same kills.
+    let mut rng = crate::demo_data::Rng::new(a.seed);
     let bar = indicatif::ProgressBar::new(u64::from(a.kills));
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} kills  {msg}").expect("progress template"),
@@ -875,8 +859,9 @@ async fn chaos(a: &Args) -> Result<Value> {
     };
     let mut downtime = Duration::ZERO;
     for _ in 0..a.kills {
-        tokio::time::sleep(Duration::from_millis(rng.between(a.interval_ms.0, a.interval_ms.1))).await;
-        let victim = (rng.next() % a.nodes as u64) as usize;
+        tokio::time::sleep(Duration::from_millis(a.interval_ms.0 + rng.below(a.interval_ms.1 - a.interval_ms.0 + 1)))
+            .await;
+        let victim = rng.below(a.nodes as u64) as usize;
         nodes.kill(victim)?;
         sh.cluster.up[victim].store(false, Ordering::Relaxed);
         let down = Instant::now();
