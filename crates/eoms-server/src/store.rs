@@ -70,6 +70,9 @@ impl Store for AnyStore {
     async fn kpis(&self, q: &TicketQuery, group: KpiGroup) -> R<Vec<KpiRow>> {
         each!(self, s => s.kpis(q, group).await)
     }
+    async fn kpis_scanned(&self, q: &TicketQuery, group: KpiGroup) -> R<Vec<KpiRow>> {
+        each!(self, s => s.kpis_scanned(q, group).await)
+    }
     async fn query(&self, q: &TicketQuery) -> R<Page<TicketRow>> {
         each!(self, s => s.query(q).await)
     }

@@ -13,6 +13,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use eoms_domain::ids::{TaskNo, TicketId, UserId};
 use eoms_domain::org::Directory;
 use eoms_domain::{Event, Ticket};
+use eoms_store::kpi::{Contribution, Delta, deltas, upsert_sql};
 use eoms_store::sql::{Builder, Dialect, Param};
 use eoms_store::*;
 use tokio_postgres::types::ToSql;
@@ -30,6 +31,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (9, "calendar", include_str!("../migrations/0009_calendar.sql")),
     (10, "user_contacts", include_str!("../migrations/0010_user_contacts.sql")),
     (11, "outbox_pending", include_str!("../migrations/0011_outbox_pending.sql")),
+    (12, "kpi_daily", include_str!("../migrations/0012_kpi_daily.sql")),
 ];
 
 pub struct PgStore {
@@ -171,6 +173,93 @@ fn timer_kind(k: eoms_domain::engine::TimerKind) -> &'static str {
     k.as_str()
 }
 
+async fn kpi_rows(c: &impl GenericClient, sql: &str, b: &Builder) -> Result<Vec<KpiRow>, StorageError> {
+    let params = to_sql(&b.params);
+    let rows = c.query(sql, &refs(&params)).await.map_err(err)?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let n = |i: usize| r.get::<_, i64>(i).max(0) as u64;
+            KpiRow {
+                key: r.get(0),
+                volume: n(1),
+                replied: n(2),
+                on_time: n(3),
+                handling_secs: n(4),
+                solved_known: n(5),
+                solved: n(6),
+                closed: n(7),
+                rated: n(8),
+                satisfied: n(9),
+                repeat: n(10),
+                rejected: n(11),
+                returned: n(12),
+                redispatched: n(13),
+                overdue: n(14),
+            }
+        })
+        .collect())
+}
+
+/// Adds changes to the daily KPI rows ([`eoms_store::kpi`]), in key order.
+async fn add_kpi_deltas(c: &impl GenericClient, deltas: &[Delta]) -> Result<(), StorageError> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let st = c.prepare_cached(&upsert_sql(Dialect::Postgres)).await.map_err(err)?;
+    for d in deltas {
+        let main = i16::from(d.main);
+        let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 9] =
+            [&d.day, &d.region, &main, &d.province, &d.city, &d.category, &d.source, &d.process, &d.span];
+        let all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            keys.into_iter().chain(d.counts.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))).collect();
+        c.execute(&st, &all).await.map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Fills `kpi_daily` and `tickets.kpi` from the tickets already stored (the upgrade to schema 12),
+/// in the migration's transaction.
+async fn fill_kpi_daily(c: &impl GenericClient) -> Result<(), StorageError> {
+    let sql = format!(
+        "SELECT {} FROM tickets t WHERE t.id > $1 ORDER BY t.id LIMIT 5000",
+        eoms_store::kpi::stored_facts_columns(Dialect::Postgres)
+    );
+    let set = c.prepare("UPDATE tickets SET kpi = $2 WHERE id = $1").await.map_err(err)?;
+    let mut totals = eoms_store::kpi::Totals::default();
+    let mut after = i64::MIN;
+    loop {
+        let rows = c.query(&sql, &[&after]).await.map_err(err)?;
+        let Some(last) = rows.last() else { break };
+        after = last.get(0);
+        for r in &rows {
+            let f = eoms_store::kpi::StoredFacts {
+                id: r.get(0),
+                created_at: r.get(1),
+                province: r.get(2),
+                city: r.get(3),
+                category: r.get(4),
+                source: r.get(5),
+                process: r.get(6),
+                span: r.get(7),
+                status: r.get(8),
+                replied_at: r.get(9),
+                deadline: r.get(10),
+                solved: r.get(11),
+                satisfaction: r.get(12),
+                flags: r.get(13),
+                repeat_count: i64::from(r.get::<_, i32>(14)),
+                regioned: r.get(15),
+                provinces: r.get(16),
+            };
+            let k = f.contribution();
+            c.execute(&set, &[&f.id, &k.encode()]).await.map_err(err)?;
+            totals.add(&k);
+        }
+    }
+    add_kpi_deltas(c, &totals.into_deltas()).await
+}
+
 async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed, StorageError> {
     if let Some(idem) = &w.idempotency
         && let Some(r) =
@@ -186,24 +275,32 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
     let city = s.city.as_ref().map(|o| o.to_string());
     let seq = t.seq as i32;
     let aux_hash = s.aux_hash();
-    let (first_event, aux_changed): (i32, bool) = match w.expected_seq {
+    let (first_event, aux_changed, kpi_old, kpi_new): (i32, bool, Option<Contribution>, Contribution) = match w
+        .expected_seq
+    {
         Some(expected) => {
             let row = c
-                .query_opt("SELECT seq, event_count, aux_hash FROM tickets WHERE id = $1 FOR UPDATE", &[&id])
+                .query_opt(
+                    "SELECT seq, event_count, aux_hash, kpi, repeat_count FROM tickets WHERE id = $1 FOR UPDATE",
+                    &[&id],
+                )
                 .await
                 .map_err(err)?
                 .ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
             let (actual, events, old_hash): (i32, i32, i64) = (row.get(0), row.get(1), row.get(2));
+            let (old_kpi, repeat_count): (Option<String>, i32) = (row.get(3), row.get(4));
             if actual as u32 != expected {
                 return Err(StorageError::Conflict { ticket: t.id.0, expected, actual: actual as u32 });
             }
+            let kpi_new = s.kpi(t, i64::from(repeat_count));
+            let kpi_text = kpi_new.encode();
             let event_count = events + 1;
             let update = c
                 .prepare_cached(
                     "UPDATE tickets SET css_serial_no = $2, span = $3, status = $4, title = $5, msisdn = $6, complaint_source = $7,
                      category = $8, urgency = $9, customer_level = $10, network_type = $11, satisfaction = $12, province = $13,
                      city = $14, replied_at = $15, closed_at = $16, deadline = $17, seq = $18, event_count = $19, state = $20,
-                     aux_hash = $21, solved = $22, flags = $23 WHERE id = $1",
+                     aux_hash = $21, solved = $22, flags = $23, kpi = $24 WHERE id = $1",
                 )
                 .await
                 .map_err(err)?;
@@ -233,21 +330,24 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                     &aux_hash,
                     &s.solved,
                     &s.flags,
+                    &kpi_text,
                 ],
             )
             .await
             .map_err(err)?;
-            (events, old_hash != aux_hash)
+            (events, old_hash != aux_hash, Contribution::decode(old_kpi.as_deref()), kpi_new)
         }
         None => {
+            let kpi_new = s.kpi(t, i64::from(w.repeat_count));
+            let kpi_text = kpi_new.encode();
             let event_count = 1i32;
             let version = t.version as i32;
             c.execute(
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
                  creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash, solved, flags,
-                 repeat_count, assurance)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
+                 repeat_count, assurance, kpi)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)",
                 &[
                     &id,
                     &t.sheet_no.as_str(),
@@ -280,6 +380,7 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                     &s.flags,
                     &(w.repeat_count as i32),
                     &w.assurance,
+                    &kpi_text,
                 ],
             )
             .await
@@ -287,9 +388,10 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                 StorageError::Duplicate { .. } => StorageError::Duplicate { what: "ticket", key: t.sheet_no.to_string() },
                 other => other,
             })?;
-            (0, true)
+            (0, true, None, kpi_new)
         }
     };
+    add_kpi_deltas(c, &deltas(kpi_old.as_ref(), Some(&kpi_new))).await?;
     // One history row per action: the JSON array of its events.
     let body = serde_json::to_string(&w.events).map_err(|e| StorageError::Backend(e.to_string()))?;
     let ins_event =
@@ -466,6 +568,9 @@ impl Store for PgStore {
             .await
             .map_err(err)?;
             applied.push(format!("{n:04}_{name}"));
+            if *n == 12 {
+                fill_kpi_daily(&tx).await?;
+            }
         }
         tx.commit().await.map_err(err)?;
         Ok(applied)
@@ -625,33 +730,33 @@ impl Store for PgStore {
 
     async fn kpis(&self, q: &TicketQuery, group: KpiGroup) -> Result<Vec<KpiRow>, StorageError> {
         let c = self.client().await?;
+        let names = eoms_store::kpi::named_units(q);
+        let units: Vec<(String, String, bool)> = c
+            .query("SELECT id, kind, parent IS NOT NULL FROM org_units WHERE id = ANY($1)", &[&names])
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let roots: i64 =
+            c.query_one("SELECT COUNT(*) FROM org_units WHERE parent IS NULL", &[]).await.map_err(err)?.get(0);
+        let facts = eoms_store::kpi::org_facts(q, &units, roots);
+        let mut b = Builder::new(Dialect::Postgres);
+        let sql = match eoms_store::kpi::daily_statement(&mut b, q, group, &facts) {
+            Some(sql) => sql,
+            None => {
+                b = Builder::new(Dialect::Postgres);
+                b.kpi_statement(q, group)
+            }
+        };
+        kpi_rows(&c, &sql, &b).await
+    }
+
+    async fn kpis_scanned(&self, q: &TicketQuery, group: KpiGroup) -> Result<Vec<KpiRow>, StorageError> {
+        let c = self.client().await?;
         let mut b = Builder::new(Dialect::Postgres);
         let sql = b.kpi_statement(q, group);
-        let params = to_sql(&b.params);
-        let rows = c.query(&sql, &refs(&params)).await.map_err(err)?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let n = |i: usize| r.get::<_, i64>(i).max(0) as u64;
-                KpiRow {
-                    key: r.get(0),
-                    volume: n(1),
-                    replied: n(2),
-                    on_time: n(3),
-                    handling_secs: n(4),
-                    solved_known: n(5),
-                    solved: n(6),
-                    closed: n(7),
-                    rated: n(8),
-                    satisfied: n(9),
-                    repeat: n(10),
-                    rejected: n(11),
-                    returned: n(12),
-                    redispatched: n(13),
-                    overdue: n(14),
-                }
-            })
-            .collect())
+        kpi_rows(&c, &sql, &b).await
     }
 
     async fn query(&self, q: &TicketQuery) -> Result<Page<TicketRow>, StorageError> {

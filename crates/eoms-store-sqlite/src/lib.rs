@@ -32,6 +32,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (9, "calendar", include_str!("../migrations/0009_calendar.sql")),
     (10, "user_contacts", include_str!("../migrations/0010_user_contacts.sql")),
     (11, "outbox_pending", include_str!("../migrations/0011_outbox_pending.sql")),
+    (12, "kpi_daily", include_str!("../migrations/0012_kpi_daily.sql")),
 ];
 
 /// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
@@ -208,6 +209,9 @@ impl Store for SqliteStore {
                 )
                 .map_err(err)?;
                 applied.push(format!("{n:04}_{name}"));
+                if *n == 12 {
+                    write::fill_kpi_daily(conn)?;
+                }
             }
             Ok(applied)
         })
@@ -271,6 +275,10 @@ impl Store for SqliteStore {
     async fn kpis(&self, q: &TicketQuery, group: KpiGroup) -> Result<Vec<KpiRow>, StorageError> {
         let q = q.clone();
         self.read(move |c| read::kpis(c, &q, group)).await
+    }
+    async fn kpis_scanned(&self, q: &TicketQuery, group: KpiGroup) -> Result<Vec<KpiRow>, StorageError> {
+        let q = q.clone();
+        self.read(move |c| read::kpis_scanned(c, &q, group)).await
     }
 
     async fn query(&self, q: &TicketQuery) -> Result<Page<TicketRow>, StorageError> {

@@ -402,7 +402,43 @@ pub(crate) fn kpis(
     group: eoms_store::KpiGroup,
 ) -> Result<Vec<eoms_store::KpiRow>, StorageError> {
     let mut b = eoms_store::sql::Builder::new(eoms_store::sql::Dialect::Sqlite);
+    let facts = org_facts(c, q)?;
+    let sql = match eoms_store::kpi::daily_statement(&mut b, q, group, &facts) {
+        Some(sql) => sql,
+        None => {
+            b = eoms_store::sql::Builder::new(eoms_store::sql::Dialect::Sqlite);
+            b.kpi_statement(q, group)
+        }
+    };
+    kpi_rows(c, sql, b)
+}
+
+/// The KPIs counted over the ticket rows, never the daily rows (to check the one against the other).
+pub(crate) fn kpis_scanned(
+    c: &Connection,
+    q: &TicketQuery,
+    group: eoms_store::KpiGroup,
+) -> Result<Vec<eoms_store::KpiRow>, StorageError> {
+    let mut b = eoms_store::sql::Builder::new(eoms_store::sql::Dialect::Sqlite);
     let sql = b.kpi_statement(q, group);
+    kpi_rows(c, sql, b)
+}
+
+fn org_facts(c: &Connection, q: &TicketQuery) -> Result<eoms_store::kpi::OrgFacts, StorageError> {
+    let names = eoms_store::kpi::named_units(q);
+    let mut units = Vec::new();
+    let mut st = c.prepare_cached("SELECT kind, parent IS NOT NULL FROM org_units WHERE id = ?1").map_err(err)?;
+    for n in names {
+        if let Some((kind, parent)) = st.query_row([&n], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(err)? {
+            units.push((n, kind, parent));
+        }
+    }
+    let roots: i64 =
+        c.query_row("SELECT COUNT(*) FROM org_units WHERE parent IS NULL", [], |r| r.get(0)).map_err(err)?;
+    Ok(eoms_store::kpi::org_facts(q, &units, roots))
+}
+
+fn kpi_rows(c: &Connection, sql: String, b: eoms_store::sql::Builder) -> Result<Vec<eoms_store::KpiRow>, StorageError> {
     let args = sql_params(b);
     let mut st = c.prepare(&sql).map_err(err)?;
     let rows = st

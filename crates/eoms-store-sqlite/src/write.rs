@@ -5,6 +5,7 @@ use eoms_domain::engine::TimerKind;
 use eoms_domain::ids::{TaskNo, TicketId};
 use eoms_domain::org::Directory;
 use eoms_domain::{Event, Ticket};
+use eoms_store::kpi::{Contribution, Delta, deltas, upsert_sql};
 use eoms_store::*;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::mpsc;
@@ -105,24 +106,28 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
     let aux_hash = s.aux_hash();
     let province = s.province.as_ref().map(|o| o.as_str());
     let city = s.city.as_ref().map(|o| o.as_str());
-    let (first_event, aux_changed): (i64, bool) = match w.expected_seq {
+    let (first_event, aux_changed, kpi_old, kpi_new): (i64, bool, Option<Contribution>, Contribution) = match w
+        .expected_seq
+    {
         Some(expected) => {
-            let row: Option<(u32, i64, i64)> = c
-                .prepare_cached("SELECT seq, event_count, aux_hash FROM tickets WHERE id = ?1")
+            type Row = (u32, i64, i64, Option<String>, i64);
+            let row: Option<Row> = c
+                .prepare_cached("SELECT seq, event_count, aux_hash, kpi, repeat_count FROM tickets WHERE id = ?1")
                 .map_err(err)?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                 .optional()
                 .map_err(err)?;
-            let (actual, events, old_hash) =
+            let (actual, events, old_hash, old_kpi, repeat_count) =
                 row.ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
             if actual != expected {
                 return Err(StorageError::Conflict { ticket: t.id.0, expected, actual });
             }
+            let kpi_new = s.kpi(t, repeat_count);
             c.prepare_cached(
                 "UPDATE tickets SET css_serial_no = ?2, span = ?3, status = ?4, title = ?5, msisdn = ?6, complaint_source = ?7,
                  category = ?8, urgency = ?9, customer_level = ?10, network_type = ?11, satisfaction = ?12, province = ?13,
                  city = ?14, replied_at = ?15, closed_at = ?16, deadline = ?17, seq = ?18, event_count = ?19, state = ?20,
-                 aux_hash = ?21, solved = ?22, flags = ?23 WHERE id = ?1",
+                 aux_hash = ?21, solved = ?22, flags = ?23, kpi = ?24 WHERE id = ?1",
             )
             .map_err(err)?
             .execute(params![
@@ -149,17 +154,19 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 aux_hash,
                 s.solved,
                 s.flags,
+                kpi_new.encode(),
             ])
             .map_err(err)?;
-            (events, old_hash != aux_hash)
+            (events, old_hash != aux_hash, Contribution::decode(old_kpi.as_deref()), kpi_new)
         }
         None => {
+            let kpi_new = s.kpi(t, i64::from(w.repeat_count));
             c.prepare_cached(
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
                  creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash, solved, flags,
-                 repeat_count, assurance)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
+                 repeat_count, assurance, kpi)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
             )
             .map_err(err)?
             .execute(params![
@@ -194,14 +201,16 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 s.flags,
                 w.repeat_count,
                 w.assurance,
+                kpi_new.encode(),
             ])
             .map_err(|e| match err(e) {
                 StorageError::Duplicate { .. } => StorageError::Duplicate { what: "ticket", key: t.sheet_no.to_string() },
                 other => other,
             })?;
-            (0, true)
+            (0, true, None, kpi_new)
         }
     };
+    add_kpi_deltas(c, &deltas(kpi_old.as_ref(), Some(&kpi_new)))?;
     // One history row per action: the JSON array of its events.
     let body = serde_json::to_string(&w.events).map_err(|e| StorageError::Backend(e.to_string()))?;
     c.prepare_cached("INSERT INTO ticket_events (ticket_id, n, body) VALUES (?1, ?2, ?3)")
@@ -332,6 +341,71 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
             .map_err(err)?;
     }
     Ok(Committed::Written { seq: t.seq })
+}
+
+/// Fills `kpi_daily` and `tickets.kpi` from the tickets already stored (the upgrade to schema 12),
+/// in the migration's transaction.
+pub(crate) fn fill_kpi_daily(c: &Connection) -> Result<(), StorageError> {
+    let sql = format!(
+        "SELECT {} FROM tickets t WHERE t.id > ?1 ORDER BY t.id LIMIT 5000",
+        eoms_store::kpi::stored_facts_columns(eoms_store::sql::Dialect::Sqlite)
+    );
+    let mut read = c.prepare(&sql).map_err(err)?;
+    let mut set = c.prepare("UPDATE tickets SET kpi = ?2 WHERE id = ?1").map_err(err)?;
+    let mut totals = eoms_store::kpi::Totals::default();
+    let mut after = i64::MIN;
+    loop {
+        let rows = read
+            .query_map([after], |r| {
+                Ok(eoms_store::kpi::StoredFacts {
+                    id: r.get(0)?,
+                    created_at: from_ms(r.get(1)?),
+                    province: r.get(2)?,
+                    city: r.get(3)?,
+                    category: r.get(4)?,
+                    source: r.get(5)?,
+                    process: r.get(6)?,
+                    span: r.get(7)?,
+                    status: r.get(8)?,
+                    replied_at: r.get::<_, Option<i64>>(9)?.map(from_ms),
+                    deadline: r.get::<_, Option<i64>>(10)?.map(from_ms),
+                    solved: r.get(11)?,
+                    satisfaction: r.get(12)?,
+                    flags: r.get(13)?,
+                    repeat_count: r.get(14)?,
+                    regioned: r.get(15)?,
+                    provinces: r.get(16)?,
+                })
+            })
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for f in &rows {
+            let k = f.contribution();
+            set.execute(params![f.id, k.encode()]).map_err(err)?;
+            totals.add(&k);
+        }
+    }
+    add_kpi_deltas(c, &totals.into_deltas())?;
+    Ok(())
+}
+
+/// Adds changes to the daily KPI rows ([`eoms_store::kpi`]).
+pub(crate) fn add_kpi_deltas(c: &Connection, deltas: &[Delta]) -> Result<(), StorageError> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let mut st = c.prepare_cached(&upsert_sql(eoms_store::sql::Dialect::Sqlite)).map_err(err)?;
+    for d in deltas {
+        let keys: [&dyn rusqlite::ToSql; 9] =
+            [&d.day, &d.region, &i64::from(d.main), &d.province, &d.city, &d.category, &d.source, &d.process, &d.span];
+        let all: Vec<&dyn rusqlite::ToSql> =
+            keys.into_iter().chain(d.counts.iter().map(|v| v as &dyn rusqlite::ToSql)).collect();
+        st.execute(all.as_slice()).map_err(err)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn timer_kind(k: TimerKind) -> &'static str {

@@ -927,6 +927,134 @@ pub async fn kpis_equal_direct_counts<S: Store>(s: &S) {
     assert_eq!(jn_wy, jn_claimed, "济南网优中心 acted on (claimed) every 济南 ticket dispatched to it");
 }
 
+/// Creates complaints over several China-time days in two provinces (mobile ones driven to
+/// different ends, customer ones about one or two provinces), for the daily KPI checks.
+pub async fn kpi_history<S: Store>(s: &S, base: u64) {
+    s.save_directory(org().directory()).await.unwrap();
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15 ^ base;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for i in 0..30u64 {
+        // Five hours apart: the tickets fall on both sides of China-time midnights.
+        let now = t0() + TimeDelta::hours(i as i64 * 5);
+        if i % 5 == 4 {
+            let provinces = if i % 10 == 4 { serde_json::json!(["sd", "gd"]) } else { serde_json::json!(["gd"]) };
+            Live::create(
+                s,
+                customer(),
+                "sd_applicant",
+                base + i,
+                serde_json::json!({"title": format!("专线中断{i}"), "complaint_source": "key_account",
+                    "category": ["集客", "专线"], "description": "某集团专线中断", "urgency": "urgent",
+                    "problem_provinces": provinces}),
+                now,
+            )
+            .await;
+            continue;
+        }
+        let (city, css, disp, handler) = match i % 3 {
+            0 => ("sd.qd", "sd_css_system", "qd_dispatcher", "qd_wy"),
+            1 => ("sd.jn", "sd_css_system", "jn_dispatcher", "jn_wy"),
+            _ => ("gd.gz", "gd_css_system", "", ""),
+        };
+        let mut f = mobile_form(city, &format!("1390000{:04}", next(5)), &format!("投诉{i}"));
+        f["complaint_source"] = serde_json::json!(["hotline", "online", "store"][next(3) as usize]);
+        let mut live = Live::create(s, mobile(), css, base + i, f, now).await;
+        if disp.is_empty() {
+            continue;
+        }
+        let outcome = next(6);
+        if outcome >= 1 {
+            live.act(s, disp, "claim", Some("dispatch"), serde_json::json!({})).await;
+        }
+        if outcome == 1 {
+            live.act(s, disp, "reject", Some("dispatch"), serde_json::json!({"reason": "信息不全"})).await;
+        }
+        if outcome >= 2 {
+            live.act(
+                s,
+                disp,
+                "dispatch",
+                Some("dispatch"),
+                serde_json::json!({"analysis": "派网优", "handlers": [{"role": "optimization_handler", "org": city}]}),
+            )
+            .await;
+            live.act(s, handler, "claim", Some("handle"), serde_json::json!({})).await;
+            if next(2) == 0 {
+                live.now += TimeDelta::days(3);
+            }
+            let mut fb = feedback();
+            fb["is_solved"] = serde_json::json!(next(2) == 0);
+            live.act(s, handler, "feedback", Some("handle"), fb).await;
+        }
+        if outcome >= 3 {
+            live.act(s, disp, "pass", Some("review"), serde_json::json!({"review_note": "同意"})).await;
+        }
+        if outcome >= 4 {
+            let sat = ["very_satisfied", "satisfied", "dissatisfied"][next(3) as usize];
+            live.act(s, css, "close", Some("replied"), serde_json::json!({"satisfaction": sat})).await;
+        }
+    }
+}
+
+/// Every statistic the daily rows answer equals the count over the ticket rows, for every group
+/// and each kind of filter: regions at each level (a two-province complaint counts once in the
+/// total and under each of its provinces), process, source, category, whole days, scopes.
+pub async fn kpi_daily_rows_equal_the_scan<S: Store>(s: &S) {
+    kpi_history(s, 1200).await;
+    let day = |n: i64| parse_time("2026-03-02 00:00:00", china()).unwrap() + TimeDelta::days(n);
+    let all = TicketQuery::new(Scope::All);
+    let with = |f: &dyn Fn(&mut TicketQuery)| {
+        let mut q = all.clone();
+        f(&mut q);
+        q
+    };
+    let queries: Vec<(&str, TicketQuery)> = vec![
+        ("all", all.clone()),
+        ("region hq", with(&|q| q.region = Some(OrgUnitId::new("hq")))),
+        ("region sd", with(&|q| q.region = Some(OrgUnitId::new("sd")))),
+        ("region gd", with(&|q| q.region = Some(OrgUnitId::new("gd")))),
+        ("region sd.jn", with(&|q| q.region = Some(OrgUnitId::new("sd.jn")))),
+        ("region sd.jn.wy (counted over tickets)", with(&|q| q.region = Some(OrgUnitId::new("sd.jn.wy")))),
+        ("process", with(&|q| q.process = Some("mobile_complaint".into()))),
+        ("source", with(&|q| q.source = Some("hotline".into()))),
+        ("category", with(&|q| q.category = Some("移网".into()))),
+        ("category path (counted over tickets)", with(&|q| q.category = Some("移网/网络使用".into()))),
+        ("days", with(&|q| (q.created_from, q.created_to) = (Some(day(2)), Some(day(5))))),
+        ("hours (counted over tickets)", with(&|q| q.created_from = Some(day(2) + TimeDelta::hours(3)))),
+        ("scope hq", TicketQuery::new(Scope::Subtree(vec![OrgUnitId::new("hq")]))),
+        ("scope sd (counted over tickets)", TicketQuery::new(Scope::Subtree(vec![OrgUnitId::new("sd")]))),
+        (
+            "region sd, days",
+            with(&|q| {
+                q.region = Some(OrgUnitId::new("sd"));
+                (q.created_from, q.created_to) = (Some(day(1)), Some(day(4)));
+            }),
+        ),
+    ];
+    let mut seen_multi = false;
+    for (label, q) in &queries {
+        for g in KpiGroup::ALL.into_iter().filter(|g| *g != KpiGroup::Department) {
+            let daily = s.kpis(q, g).await.unwrap();
+            let scanned = s.kpis_scanned(q, g).await.unwrap();
+            assert_eq!(daily, scanned, "{label}, by {g:?}");
+            if *label == "all" && g == KpiGroup::Province {
+                seen_multi = daily.iter().any(|r| r.key.is_none());
+            }
+        }
+    }
+    assert!(seen_multi, "a two-province complaint has no single province");
+    let total = s.kpis(&all, KpiGroup::All).await.unwrap();
+    assert_eq!(total.first().map(|r| r.volume), Some(30));
+    let gd = s.kpis(&queries[3].1, KpiGroup::All).await.unwrap();
+    let sd = s.kpis(&queries[2].1, KpiGroup::All).await.unwrap();
+    assert_eq!(gd[0].volume + sd[0].volume, 30 + 3, "the three two-province complaints count in both");
+}
+
 /// Assurance periods are stored, listed newest first and replaced by id; the period a ticket fell
 /// in is kept with it and shown in its lists.
 pub async fn assurance_periods_and_marked_tickets<S: Store>(s: &S) {
@@ -1118,6 +1246,7 @@ macro_rules! conformance {
         $crate::conformance!(@one $make, migrations_are_idempotent_and_versioned);
         $crate::conformance!(@one $make, preferences_are_per_user_and_key);
         $crate::conformance!(@one $make, kpis_equal_direct_counts);
+        $crate::conformance!(@one $make, kpi_daily_rows_equal_the_scan);
         $crate::conformance!(@one $make, assurance_periods_and_marked_tickets);
         $crate::conformance!(@one $make, a_lifecycle_round_trips_and_history_replays);
         $crate::conformance!(@one $make, todo_and_done_follow_the_tasks);

@@ -33,3 +33,37 @@ fn mark_as_future_schema(path: &std::path::Path) {
     let c = rusqlite::Connection::open(path).unwrap();
     c.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)", []).unwrap();
 }
+
+/// A database written before schema 12 gets its daily KPI rows from the tickets it holds when it
+/// is migrated, and they then answer as the scan does.
+#[tokio::test]
+async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
+    use eoms_store::{KpiGroup, Scope, TicketQuery};
+    let dir = std::env::temp_dir().join(eoms_store_tests::unique("eoms-sqlite-test"));
+    let path = dir.join("eoms.db");
+    {
+        let s = SqliteStore::open(&path).unwrap();
+        s.migrate(eoms_store_tests::t0()).await.unwrap();
+        eoms_store_tests::kpi_history(&s, 1500).await;
+    }
+    {
+        // Back to schema 11: as an eoms of that version left it.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP TABLE kpi_daily; ALTER TABLE tickets DROP COLUMN kpi; DELETE FROM schema_migrations WHERE version = 12;",
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.migrate(eoms_store_tests::t0()).await.unwrap(), ["0012_kpi_daily"]);
+    let q = TicketQuery::new(Scope::All);
+    for g in [KpiGroup::All, KpiGroup::Province, KpiGroup::City, KpiGroup::Day, KpiGroup::Source] {
+        assert_eq!(s.kpis(&q, g).await.unwrap(), s.kpis_scanned(&q, g).await.unwrap(), "{g:?}");
+    }
+    assert_eq!(s.kpis(&q, KpiGroup::All).await.unwrap()[0].volume, 30);
+    // Later actions move the filled rows like any other.
+    eoms_store_tests::kpi_history(&s, 1600).await;
+    let region = TicketQuery { region: Some(eoms_domain::ids::OrgUnitId::new("sd")), ..q.clone() };
+    assert_eq!(s.kpis(&region, KpiGroup::City).await.unwrap(), s.kpis_scanned(&region, KpiGroup::City).await.unwrap());
+    assert_eq!(s.kpis(&q, KpiGroup::All).await.unwrap()[0].volume, 60);
+}

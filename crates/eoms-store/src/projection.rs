@@ -59,6 +59,8 @@ pub struct Summary {
     pub orgs: Vec<(&'static str, OrgUnitId)>,
     /// People the ticket concerns: `creator`, `actor` (acted on it), `copied`, `owner` (holds a task).
     pub users: Vec<(&'static str, UserId)>,
+    /// The province-level units among its `region` relations (for the daily KPI rows).
+    pub region_provinces: Vec<OrgUnitId>,
 }
 
 fn text(t: &Ticket, k: &str) -> Option<String> {
@@ -99,6 +101,11 @@ pub fn summarize(t: &Ticket, org: &Org, actors: &[UserId]) -> Summary {
             with_ancestors(org, &OrgUnitId::new(p), "region", &mut orgs);
         }
     }
+    let region_provinces: Vec<OrgUnitId> = orgs
+        .iter()
+        .filter(|(_, o)| org.unit(o).is_some_and(|u| u.kind == eoms_domain::org::OrgKind::Province))
+        .map(|(_, o)| o.clone())
+        .collect();
     with_ancestors(org, &t.creator_org, "creator", &mut orgs);
     for s in &t.sub_orders {
         with_ancestors(org, &s.org, "handling", &mut orgs);
@@ -150,10 +157,33 @@ pub fn summarize(t: &Ticket, org: &Org, actors: &[UserId]) -> Summary {
         keywords,
         orgs: orgs.into_iter().collect(),
         users: users.into_iter().collect(),
+        region_provinces,
     }
 }
 
 impl Summary {
+    /// What the ticket contributes to the daily KPI rows ([`crate::kpi`]).
+    pub fn kpi(&self, t: &Ticket, repeat_count: i64) -> crate::kpi::Contribution {
+        crate::kpi::Contribution::of(&crate::kpi::KpiFacts {
+            created_at: t.created_at,
+            province: self.province.as_ref().map(|o| o.as_str()),
+            city: self.city.as_ref().map(|o| o.as_str()),
+            category: self.category.as_deref(),
+            source: self.complaint_source.as_deref(),
+            process: t.process.as_str(),
+            span: t.span.as_str(),
+            status: t.status.as_str(),
+            replied_at: t.replied_at,
+            deadline: t.deadline,
+            solved: self.solved,
+            satisfaction: self.satisfaction.as_deref(),
+            flags: self.flags,
+            repeat_count,
+            regioned: self.orgs.iter().any(|(rel, _)| *rel == "region"),
+            provinces: self.region_provinces.iter().map(|o| o.as_str()).collect(),
+        })
+    }
+
     /// A stable hash (FNV-1a) of what the data-scope tables and the keyword index hold for the
     /// ticket — its org relations, its non-actor user relations and its keywords — so that a
     /// backend rewrites them only when they changed.

@@ -48,13 +48,67 @@ impl Job for Migrate {
 }
 
 pub fn migrate(cfg: &Config) -> Result<()> {
-    let applied = with_store(cfg, Migrate)?;
+    // The upgrade to schema 12 reads every ticket once: show that something is happening.
+    let spinner = indicatif::ProgressBar::new_spinner().with_message("migrating the database…");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let applied = with_store(cfg, Migrate);
+    spinner.finish_and_clear();
+    let applied = applied?;
     if applied.is_empty() {
         println!("the schema is up to date (version {})", eoms_store::SCHEMA_VERSION);
     } else {
         println!("applied: {}", applied.join(", "));
     }
     Ok(())
+}
+
+struct KpiCheck;
+
+impl Job for KpiCheck {
+    type Output = Vec<String>;
+    async fn run<S: Store>(self, s: S) -> Result<Vec<String>> {
+        use eoms_store::{KpiGroup, Scope, TicketQuery};
+        let groups: Vec<KpiGroup> = KpiGroup::ALL.into_iter().filter(|g| *g != KpiGroup::Department).collect();
+        let bar = indicatif::ProgressBar::new(groups.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} groups {msg}")
+                .context("progress template")?,
+        );
+        let q = TicketQuery::new(Scope::All);
+        let mut differences = Vec::new();
+        for g in groups {
+            bar.set_message(format!("{g:?}"));
+            let daily = s.kpis(&q, g).await?;
+            let scanned = s.kpis_scanned(&q, g).await?;
+            if daily != scanned {
+                let keys = |rows: &[eoms_store::KpiRow]| rows.len();
+                differences.push(format!(
+                    "by {g:?}: the daily rows give {} groups, the tickets {}; first difference: {:?} vs {:?}",
+                    keys(&daily),
+                    keys(&scanned),
+                    daily.iter().zip(&scanned).find(|(a, b)| a != b).map(|(a, _)| a),
+                    daily.iter().zip(&scanned).find(|(a, b)| a != b).map(|(_, b)| b),
+                ));
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(differences)
+    }
+}
+
+/// Checks the daily KPI rows against counts over the ticket rows (all tickets, every group).
+pub fn kpi_check(cfg: &Config) -> Result<()> {
+    let differences = with_store(cfg, KpiCheck)?;
+    if differences.is_empty() {
+        println!("the daily KPI rows equal the counts over the tickets, for every group");
+        Ok(())
+    } else {
+        for d in &differences {
+            eprintln!("{d}");
+        }
+        bail!("the daily KPI rows differ from the tickets in {} groups", differences.len())
+    }
 }
 
 pub fn backup(cfg: &Config, file: &Path) -> Result<()> {

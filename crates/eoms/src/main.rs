@@ -44,6 +44,9 @@ enum Command {
     /// Bring the database schema up to date (creating it on an empty database). Refuses a
     /// database whose schema is newer than this eoms.
     Migrate,
+    /// Check that the daily KPI rows (what the statistics read) equal the counts made over the
+    /// ticket rows, for all tickets and every group; exits 1 and names the group on a difference.
+    KpiCheck,
     /// Run the server: the JSON API (/api/v1, documented at /api/docs), health and metrics.
     /// Migrates the database first. With --demo on an empty database, creates the demo world
     /// (HQ, 山东 and 广东 with their cities and departments, users for every role, both
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
         Command::User(UserCommand::Add { id, name, org, roles, admin }) => config::Config::load(cli.config.as_deref())
             .and_then(|c| serve::add_user(&c, &id, &name, org.as_deref(), &roles, admin)),
         Command::Migrate => config::Config::load(cli.config.as_deref()).and_then(|c| db::migrate(&c)),
+        Command::KpiCheck => config::Config::load(cli.config.as_deref()).and_then(|c| db::kpi_check(&c)),
         Command::DemoData { tickets, seed } => {
             config::Config::load(cli.config.as_deref()).and_then(|c| demo_data::run(&c, tickets, seed))
         }
