@@ -32,6 +32,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (10, "user_contacts", include_str!("../migrations/0010_user_contacts.sql")),
     (11, "outbox_pending", include_str!("../migrations/0011_outbox_pending.sql")),
     (12, "kpi_daily", include_str!("../migrations/0012_kpi_daily.sql")),
+    (13, "todo_indexes", include_str!("../migrations/0013_todo_indexes.sql")),
 ];
 
 pub struct PgStore {
@@ -645,44 +646,12 @@ impl Store for PgStore {
     async fn todo(&self, q: &TodoQuery) -> Result<Page<TaskRow>, StorageError> {
         let c = self.client().await?;
         let mut b = Builder::new(Dialect::Postgres);
-        let me = b.bind(Param::Text(q.user.to_string()));
-        let mut filter = format!("(k.claimed_by = {me} OR (k.claimed_by IS NULL AND k.assignee = {me})");
-        if !q.groups.is_empty() {
-            let ps: Vec<String> = q.groups.iter().map(|g| b.bind(Param::Text(g.to_string()))).collect();
-            filter.push_str(&format!(
-                " OR (k.claimed_by IS NULL AND k.assignee IS NULL AND k.grp IN ({}))",
-                ps.join(",")
-            ));
-        }
-        filter.push(')');
-        if let Some(p) = &q.process {
-            let p = b.bind(Param::Text(p.clone()));
-            filter.push_str(&format!(" AND t.process = {p}"));
-        }
-        let count_params = to_sql(&b.params);
-        let total: i64 = c
-            .query_one(
-                &format!("SELECT COUNT(*) FROM tasks k JOIN tickets t ON t.id = k.ticket_id WHERE {filter}"),
-                &refs(&count_params),
-            )
-            .await
-            .map_err(err)?
-            .get(0);
-        let lim = b.bind(Param::Int(i64::from(q.page.limit)));
-        let off = b.bind(Param::Int(q.page.offset as i64));
+        let st = b.todo_statements(q);
         let params = to_sql(&b.params);
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT t.id, t.sheet_no, t.title, t.process, t.status, k.task_no, k.step, k.org, k.grp, k.assignee, k.claimed_by,
-                            k.opened_at, k.accept_deadline, k.complete_deadline, t.assurance
-                     FROM tasks k JOIN tickets t ON t.id = k.ticket_id WHERE {filter}
-                     ORDER BY COALESCE(k.complete_deadline, k.opened_at), k.ticket_id, k.task_no LIMIT {lim} OFFSET {off}"
-                ),
-                &refs(&params),
-            )
-            .await
-            .map_err(err)?;
+        // The count binds the leading parameters only (the page's limit and offset come last).
+        let all = refs(&params);
+        let total: i64 = c.query_one(&st.count, &all[..all.len() - 2]).await.map_err(err)?.get(0);
+        let rows = c.query(&st.page, &all).await.map_err(err)?;
         let items = rows
             .iter()
             .map(|r| TaskRow {

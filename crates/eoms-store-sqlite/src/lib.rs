@@ -33,6 +33,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (10, "user_contacts", include_str!("../migrations/0010_user_contacts.sql")),
     (11, "outbox_pending", include_str!("../migrations/0011_outbox_pending.sql")),
     (12, "kpi_daily", include_str!("../migrations/0012_kpi_daily.sql")),
+    (13, "todo_indexes", include_str!("../migrations/0013_todo_indexes.sql")),
 ];
 
 /// A write: runs inside the batch transaction (in its own savepoint) and returns whether it

@@ -49,43 +49,17 @@ fn opt_time(r: &Row, i: usize) -> rusqlite::Result<Option<Timestamp>> {
 }
 
 pub(crate) fn todo(c: &Connection, q: &TodoQuery) -> Result<Page<TaskRow>, StorageError> {
-    // Claimed by me; or assigned to me and not claimed; or ready in one of my groups.
-    let mut args: Vec<Sql> = vec![Sql::Text(q.user.to_string())];
-    let groups: Vec<String> = q.groups.iter().map(|g| g.to_string()).collect();
-    let placeholders: Vec<String> = groups
-        .iter()
-        .map(|g| {
-            args.push(Sql::Text(g.clone()));
-            format!("?{}", args.len())
-        })
-        .collect();
-    let group_cond = if placeholders.is_empty() {
-        String::new()
-    } else {
-        format!(" OR (k.claimed_by IS NULL AND k.assignee IS NULL AND k.grp IN ({}))", placeholders.join(","))
-    };
-    let mut filter = format!("(k.claimed_by = ?1 OR (k.claimed_by IS NULL AND k.assignee = ?1){group_cond})");
-    if let Some(p) = &q.process {
-        args.push(Sql::Text(p.clone()));
-        filter.push_str(&format!(" AND t.process = ?{}", args.len()));
-    }
+    let mut b = eoms_store::sql::Builder::new(eoms_store::sql::Dialect::Sqlite);
+    let st = b.todo_statements(q);
+    let args = sql_params(b);
+    // The count binds the leading parameters only (the page's limit and offset come last).
+    let n = args.len() - 2;
     let total: i64 = c
-        .query_row(
-            &format!("SELECT COUNT(*) FROM tasks k JOIN tickets t ON t.id = k.ticket_id WHERE {filter}"),
-            params_from_iter(args.iter()),
-            |r| r.get(0),
-        )
+        .prepare_cached(&st.count)
+        .map_err(err)?
+        .query_row(params_from_iter(args[..n].iter()), |r| r.get(0))
         .map_err(err)?;
-    args.push(Sql::Integer(i64::from(q.page.limit)));
-    let lim = args.len();
-    args.push(Sql::Integer(q.page.offset as i64));
-    let off = args.len();
-    let sql = format!(
-        "SELECT t.id, t.sheet_no, t.title, t.process, t.status, k.task_no, k.step, k.org, k.grp, k.assignee, k.claimed_by,
-                k.opened_at, k.accept_deadline, k.complete_deadline, t.assurance
-         FROM tasks k JOIN tickets t ON t.id = k.ticket_id WHERE {filter}
-         ORDER BY COALESCE(k.complete_deadline, k.opened_at), k.ticket_id, k.task_no LIMIT ?{lim} OFFSET ?{off}"
-    );
+    let sql = st.page;
     let mut st = c.prepare(&sql).map_err(err)?;
     let items = st
         .query_map(params_from_iter(args.iter()), |r| {

@@ -180,6 +180,47 @@ pub async fn todo_and_done_follow_the_tasks<S: Store>(s: &S) {
     assert_eq!(s.done(&DoneQuery { user: UserId::new("jn_wy"), page: PageReq::default() }).await.unwrap().total, 0);
 }
 
+/// The to-do list merges a user's claimed tasks and their groups' ready tasks in deadline order,
+/// page by page, and its total counts both; the process filter narrows all of it.
+pub async fn todo_pages_merge_claimed_and_ready_tasks_by_deadline<S: Store>(s: &S) {
+    for i in 0..5u64 {
+        let mut l = Live::create(
+            s,
+            mobile(),
+            "sd_css_system",
+            260 + i,
+            mobile_form("sd.jn", &format!("1381234{:04}", 260 + i), "济南信号差"),
+            t0() + TimeDelta::hours(5 - i as i64),
+        )
+        .await;
+        if i % 2 == 1 {
+            l.act(s, "jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({})).await;
+        }
+    }
+    let q = |process: Option<&str>, limit: u32, offset: u64| TodoQuery {
+        user: UserId::new("jn_dispatcher"),
+        groups: groups_of("jn_dispatcher"),
+        process: process.map(str::to_string),
+        page: PageReq { limit, offset },
+    };
+    let all = s.todo(&q(None, 50, 0)).await.unwrap();
+    assert_eq!(all.total, 5);
+    assert_eq!(all.items.iter().filter(|t| t.claimed_by.is_some()).count(), 2, "claimed and ready ones both");
+    let due = |t: &TaskRow| (t.complete_deadline.unwrap_or(t.opened_at), t.ticket_id.0);
+    assert!(all.items.windows(2).all(|w| due(&w[0]) <= due(&w[1])), "in deadline order: {:?}", all.items);
+    assert_eq!(all.items.first().map(|t| t.ticket_id.0), Some(264), "the earliest deadline first");
+    let mut paged = Vec::new();
+    for offset in [0, 2, 4] {
+        let page = s.todo(&q(None, 2, offset)).await.unwrap();
+        assert_eq!(page.total, 5);
+        paged.extend(page.items);
+    }
+    assert_eq!(paged, all.items, "pages of two give the same order");
+    assert_eq!(s.todo(&q(Some("mobile_complaint"), 50, 0)).await.unwrap().total, 5);
+    let other = s.todo(&q(Some("customer_complaint"), 50, 0)).await.unwrap();
+    assert_eq!((other.total, other.items.len()), (0, 0));
+}
+
 async fn ids<S: Store>(s: &S, q: &TicketQuery) -> (u64, Vec<u64>) {
     let p = s.query(q).await.unwrap();
     let mut v: Vec<u64> = p.items.iter().map(|r| r.id.0).collect();
@@ -1250,6 +1291,7 @@ macro_rules! conformance {
         $crate::conformance!(@one $make, assurance_periods_and_marked_tickets);
         $crate::conformance!(@one $make, a_lifecycle_round_trips_and_history_replays);
         $crate::conformance!(@one $make, todo_and_done_follow_the_tasks);
+        $crate::conformance!(@one $make, todo_pages_merge_claimed_and_ready_tasks_by_deadline);
         $crate::conformance!(@one $make, ticket_query_conditions_scope_and_paging);
         $crate::conformance!(@one $make, an_idempotent_retry_returns_the_first_answer);
         $crate::conformance!(@one $make, a_duplicate_sheet_no_is_refused);

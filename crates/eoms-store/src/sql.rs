@@ -2,7 +2,7 @@
 //! parameter; only column names and operators are written into the text.
 
 use crate::Timestamp;
-use crate::query::{KpiFlag, KpiGroup, Scope, TicketQuery};
+use crate::query::{KpiFlag, KpiGroup, Scope, TicketQuery, TodoQuery};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -253,5 +253,55 @@ impl Builder {
         ]
         .join(", ");
         format!("SELECT {key} AS k, {cols} FROM tickets t{join} WHERE {filter} GROUP BY k ORDER BY k")
+    }
+}
+
+/// The to-do list's two statements: the count, and one page. A user's tasks are three disjoint
+/// sets — claimed by them; assigned to them and not claimed; ready in one of their groups — each
+/// read from its own covering index (schema 13) in deadline order, so the count and the choice
+/// of a page never touch the task or ticket rows; only the page's rows are joined.
+pub struct TodoStatements {
+    pub count: String,
+    pub page: String,
+}
+
+impl Builder {
+    pub fn todo_statements(&mut self, q: &TodoQuery) -> TodoStatements {
+        let me = self.bind(Param::Text(q.user.to_string()));
+        let mut parts = vec![format!("k.claimed_by = {me}"), format!("k.claimed_by IS NULL AND k.assignee = {me}")];
+        if !q.groups.is_empty() {
+            let ps = self.list(q.groups.iter().map(|g| g.to_string()));
+            parts.push(format!("k.claimed_by IS NULL AND k.assignee IS NULL AND k.grp IN ({ps})"));
+        }
+        if let Some(p) = &q.process {
+            let p = self.bind(Param::Text(p.clone()));
+            for c in &mut parts {
+                c.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM tickets t WHERE t.id = k.ticket_id AND t.process = {p})"
+                ));
+            }
+        }
+        let count = format!(
+            "SELECT {}",
+            parts.iter().map(|c| format!("(SELECT COUNT(*) FROM tasks k WHERE {c})")).collect::<Vec<_>>().join(" + ")
+        );
+        let lim = self.bind(Param::Int(i64::from(q.page.limit)));
+        let off = self.bind(Param::Int(q.page.offset as i64));
+        let keys = parts
+            .iter()
+            .map(|c| {
+                format!("SELECT k.ticket_id, k.task_no, COALESCE(k.complete_deadline, k.opened_at) AS due FROM tasks k WHERE {c}")
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let page = format!(
+            "SELECT t.id, t.sheet_no, t.title, t.process, t.status, k.task_no, k.step, k.org, k.grp, k.assignee, k.claimed_by,
+                    k.opened_at, k.accept_deadline, k.complete_deadline, t.assurance
+             FROM ({keys} ORDER BY due, ticket_id, task_no LIMIT {lim} OFFSET {off}) m
+             JOIN tasks k ON k.ticket_id = m.ticket_id AND k.task_no = m.task_no
+             JOIN tickets t ON t.id = k.ticket_id
+             ORDER BY m.due, m.ticket_id, m.task_no"
+        );
+        TodoStatements { count, page }
     }
 }
