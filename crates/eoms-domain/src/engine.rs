@@ -985,10 +985,18 @@ impl<'a> Run<'a> {
             };
             let env = this.env();
             let dims = &this.w.def.dimensions;
+            // Each dimension is evaluated once per routing, however many groups ask for it.
+            let mut seen: [Option<Option<Value>>; 8] = Default::default();
             let r = this
                 .w
                 .org
-                .route_with(&role, &at, |name| dims.iter().find(|(n, _)| n == name).map(|(_, e)| e.eval(&env)))
+                .route_with(&role, &at, |name| {
+                    let i = dims.iter().position(|(n, _)| n == name)?;
+                    Some(match seen.get_mut(i) {
+                        Some(slot) => slot.get_or_insert_with(|| dims[i].1.eval(&env)).clone(),
+                        None => dims[i].1.eval(&env),
+                    })
+                })
                 .ok_or_else(|| DomainError::NoHandlerGroup { role: role.to_string(), org: at.to_string() })?;
             Ok((Some(r.group), r.leader, None))
         };
