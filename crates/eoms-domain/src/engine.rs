@@ -15,6 +15,7 @@ use crate::ticket::{ActionRecord, Event, Outcome, SubState, Task, Ticket};
 use crate::value::{Form, Target, TargetKind, Timestamp, Value};
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// An action a user asks for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,7 +115,8 @@ pub enum Effect {
     SendToCss {
         message: Emit,
         action: ActionKey,
-        form: Vec<(FieldKey, Value)>,
+        /// The action's form as recorded (shared with the action record).
+        form: Arc<[(FieldKey, Value)]>,
     },
     Notify {
         kind: NotifyKind,
@@ -166,7 +168,8 @@ pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Resu
     if !action.who.is_empty() && !action.who.iter().any(|who| run.allows(who, None)) {
         return Err(DomainError::NotPermitted { user: actor.to_string(), action: action.key.to_string() });
     }
-    (run.form, run.on_ticket) = run.typed_form(action, &new.form)?;
+    let (form, on_ticket) = run.typed_form(action, &new.form)?;
+    (run.form, run.on_ticket) = (form.into(), on_ticket);
     run.check_refusals(action)?;
     run.derive(action);
     let span = def
@@ -265,7 +268,8 @@ pub fn decide(
             return Err(DomainError::WrongTaskState { action: action.key.to_string(), needed, actual: t.state_name() });
         }
     }
-    (run.form, run.on_ticket) = run.typed_form(action, &cmd.form)?;
+    let (form, on_ticket) = run.typed_form(action, &cmd.form)?;
+    (run.form, run.on_ticket) = (form.into(), on_ticket);
     run.check_refusals(action)?;
     run.derive(action);
 
@@ -588,7 +592,8 @@ struct Run<'a> {
     t: Ticket,
     events: Vec<Event>,
     effects: Vec<Effect>,
-    form: Vec<(FieldKey, Value)>,
+    /// The typed form: one buffer shared by the action record, the field write and CSS messages.
+    form: Arc<[(FieldKey, Value)]>,
     /// Values the action's `set` / `set_if` write; conditions see them (a complaint source that
     /// makes a ticket urgent also gives it urgent limits).
     derived: Vec<(FieldKey, Value)>,
@@ -596,8 +601,6 @@ struct Run<'a> {
     sub: SubOrderNo,
     /// Which form values (by position) are kept on the ticket.
     on_ticket: u64,
-    /// The recorded form, shared with outgoing messages.
-    recorded: Option<std::sync::Arc<[(FieldKey, Value)]>>,
 }
 
 /// What conditions read during a decision: the form, derived values, the ticket, built-ins.
@@ -613,11 +616,14 @@ struct RunEnv<'r> {
 
 impl Env for RunEnv<'_> {
     fn get(&self, name: &str) -> Option<Value> {
+        self.get_ref(name).map(std::borrow::Cow::into_owned)
+    }
+    fn get_ref(&self, name: &str) -> Option<std::borrow::Cow<'_, Value>> {
         // Derived values first: they win over what the form said.
         if let Some((_, v)) = self.derived.iter().chain(self.form).find(|(k, _)| k.as_str() == name) {
-            return Some(v.clone());
+            return Some(std::borrow::Cow::Borrowed(v));
         }
-        self.t.field(name).cloned()
+        self.t.field(name).map(std::borrow::Cow::Borrowed)
     }
     fn builtin(&self, b: Builtin) -> Option<Value> {
         let (r, org) = (self, self.w.org);
@@ -655,10 +661,9 @@ impl<'a> Run<'a> {
             t,
             events: Vec::new(),
             effects: Vec::new(),
-            form: Vec::new(),
+            form: Arc::new([]),
             derived: Vec::new(),
             sub,
-            recorded: None,
             on_ticket: 0,
         }
     }
@@ -881,9 +886,8 @@ impl<'a> Run<'a> {
             actor_org: self.actor.org.clone(),
             at: self.now,
             on_time,
-            form: self.form.as_slice().into(),
+            form: self.form.clone(),
         };
-        self.recorded = Some(rec.form.clone());
         self.push(Event::ActionRecorded(rec));
     }
 
@@ -900,10 +904,10 @@ impl<'a> Run<'a> {
     fn set_fields(&mut self) {
         let n = self.form.len();
         let all_on_ticket = n < 64 && self.on_ticket == (1u64 << n) - 1;
-        let fields: std::sync::Arc<[(FieldKey, Value)]> = match &self.recorded {
+        let fields: Arc<[(FieldKey, Value)]> = match &self.form {
             // The common case: every form value goes on the ticket and nothing is derived: the
             // field write shares the action record's form.
-            Some(rec) if all_on_ticket && self.derived.is_empty() && n > 0 => rec.clone(),
+            form if all_on_ticket && self.derived.is_empty() && n > 0 => form.clone(),
             _ => {
                 let mut v: Vec<(FieldKey, Value)> = self
                     .form

@@ -13,6 +13,7 @@
 //! is `null`: it equals nothing but `null`, and is false. Functions: [`FUNCTIONS`].
 
 use crate::value::Value;
+use std::borrow::Cow;
 use std::fmt;
 
 /// Built-in names every condition can use besides the process' fields.
@@ -363,21 +364,30 @@ impl Expr {
     }
 
     pub fn eval(&self, env: &dyn Env) -> Option<Value> {
+        self.value(env).map(Cow::into_owned)
+    }
+
+    /// Evaluates without copying what it reads: literals and field values are borrowed.
+    fn value<'a>(&'a self, env: &'a dyn Env) -> Option<Cow<'a, Value>> {
+        let bool = |b: bool| Some(Cow::Owned(Value::Bool(b)));
         match self {
-            Expr::Lit(v) => Some(v.clone()),
+            Expr::Lit(v) => Some(Cow::Borrowed(v)),
             Expr::Null => None,
-            Expr::Var(v) => env.get(v),
-            Expr::Builtin(b) => env.builtin(*b),
-            Expr::List(items) => Some(Value::List(items.iter().filter_map(|e| e.eval(env)).collect())),
-            Expr::Not(e) => Some(Value::Bool(!e.test(env))),
-            Expr::And(a, b) => Some(Value::Bool(a.test(env) && b.test(env))),
-            Expr::Or(a, b) => Some(Value::Bool(a.test(env) || b.test(env))),
+            Expr::Var(v) => env.get_ref(v),
+            Expr::Builtin(b) => env.builtin(*b).map(Cow::Owned),
+            Expr::List(items) => {
+                Some(Cow::Owned(Value::List(items.iter().filter_map(|e| e.value(env).map(Cow::into_owned)).collect())))
+            }
+            Expr::Not(e) => bool(!e.test(env)),
+            Expr::And(a, b) => bool(a.test(env) && b.test(env)),
+            Expr::Or(a, b) => bool(a.test(env) || b.test(env)),
             Expr::Cmp(a, op, b) => {
-                let (a, b) = (a.eval(env), b.eval(env));
-                Some(Value::Bool(match op {
-                    CmpOp::Eq => equal(a.as_ref(), b.as_ref()),
-                    CmpOp::Ne => !equal(a.as_ref(), b.as_ref()),
-                    _ => match a.as_ref().and_then(|a| order(a, b.as_ref()?)) {
+                let (a, b) = (a.value(env), b.value(env));
+                let (a, b) = (a.as_deref(), b.as_deref());
+                bool(match op {
+                    CmpOp::Eq => equal(a, b),
+                    CmpOp::Ne => !equal(a, b),
+                    _ => match a.and_then(|a| order(a, b?)) {
                         Some(o) => match op {
                             CmpOp::Lt => o.is_lt(),
                             CmpOp::Le => o.is_le(),
@@ -386,42 +396,42 @@ impl Expr {
                         },
                         None => false,
                     },
-                }))
+                })
             }
             Expr::In(a, list, negated) => {
-                let a = a.eval(env);
+                let a = a.value(env);
+                let a = a.as_deref();
                 let found = match &**list {
                     // A literal list is tested item by item, without building it.
-                    Expr::List(items) => items.iter().any(|i| equal(a.as_ref(), i.eval(env).as_ref())),
-                    other => items(other.eval(env)).iter().any(|i| equal(a.as_ref(), Some(i))),
+                    Expr::List(items) => items.iter().any(|i| equal(a, i.value(env).as_deref())),
+                    other => any_item(other.value(env).as_deref(), |i| equal(a, Some(i))),
                 };
-                Some(Value::Bool(found != *negated))
+                bool(found != *negated)
             }
             Expr::Call(f, args) => {
-                let mut vals = args.iter().map(|a| a.eval(env));
+                let mut vals = args.iter().map(|a| a.value(env));
                 let first = vals.next().flatten();
+                let first = first.as_deref();
                 match f.as_str() {
                     "only" => {
                         let v = vals.next().flatten();
-                        let list = items(first);
-                        Some(Value::Bool(!list.is_empty() && list.iter().all(|i| equal(Some(i), v.as_ref()))))
+                        let v = v.as_deref();
+                        bool(count_items(first) > 0 && !any_item(first, |i| !equal(Some(i), v)))
                     }
                     "contains" => {
                         let v = vals.next().flatten();
-                        Some(Value::Bool(items(first).iter().any(|i| equal(Some(i), v.as_ref()))))
+                        bool(any_item(first, |i| equal(Some(i), v.as_deref())))
                     }
-                    "len" => Some(Value::Int(items(first).len() as i64)),
-                    "is_set" => Some(Value::Bool(first.is_some_and(|v| v.truthy() || matches!(v, Value::Bool(_))))),
-                    "province_of" => env.province_of(first.as_ref()?.as_key()?).map(Value::Org),
-                    "level_of" => env.level_of(first.as_ref()?.as_key()?).map(|l| Value::Key(l.into())),
+                    "len" => Some(Cow::Owned(Value::Int(count_items(first) as i64))),
+                    "is_set" => bool(first.is_some_and(|v| v.truthy() || matches!(v, Value::Bool(_)))),
+                    "province_of" => env.province_of(first?.as_key()?).map(|o| Cow::Owned(Value::Org(o))),
+                    "level_of" => env.level_of(first?.as_key()?).map(|l| Cow::Owned(Value::Key(l.into()))),
                     "all_at_level" => {
                         let level = vals.next().flatten();
-                        let level = level.as_ref().and_then(Value::as_key);
-                        Some(Value::Bool(
-                            items(first)
-                                .iter()
-                                .all(|o| o.as_key().and_then(|o| env.level_of(o)).is_some_and(|l| Some(l) == level)),
-                        ))
+                        let level = level.as_deref().and_then(Value::as_key);
+                        bool(!any_item(first, |o| {
+                            !o.as_key().and_then(|o| env.level_of(o)).is_some_and(|l| Some(l) == level)
+                        }))
                     }
                     _ => None,
                 }
@@ -431,16 +441,26 @@ impl Expr {
 
     /// Evaluates as a condition: no value is false.
     pub fn test(&self, env: &dyn Env) -> bool {
-        self.eval(env).is_some_and(|v| v.truthy())
+        self.value(env).is_some_and(|v| v.truthy())
     }
 }
 
-fn items(v: Option<Value>) -> Vec<Value> {
+/// A value as a list of items (no value: none; a single value: itself), tested item by item.
+fn any_item(v: Option<&Value>, mut f: impl FnMut(&Value) -> bool) -> bool {
     match v {
-        None => Vec::new(),
-        Some(Value::List(l)) => l,
-        Some(Value::Targets(t)) => t.into_iter().map(|t| Value::Org(t.org)).collect(),
-        Some(v) => vec![v],
+        None => false,
+        Some(Value::List(l)) => l.iter().any(f),
+        Some(Value::Targets(t)) => t.iter().any(|t| f(&Value::Org(t.org.clone()))),
+        Some(v) => f(v),
+    }
+}
+
+fn count_items(v: Option<&Value>) -> usize {
+    match v {
+        None => 0,
+        Some(Value::List(l)) => l.len(),
+        Some(Value::Targets(t)) => t.len(),
+        Some(_) => 1,
     }
 }
 
@@ -468,6 +488,10 @@ fn order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
 pub trait Env {
     /// A field's value.
     fn get(&self, name: &str) -> Option<Value>;
+    /// A field's value, borrowed where the environment holds it.
+    fn get_ref(&self, name: &str) -> Option<Cow<'_, Value>> {
+        self.get(name).map(Cow::Owned)
+    }
     fn builtin(&self, b: Builtin) -> Option<Value>;
     fn province_of(&self, org: &str) -> Option<crate::ids::OrgUnitId>;
     fn level_of(&self, org: &str) -> Option<&'static str>;
