@@ -169,7 +169,7 @@ pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Resu
         return Err(DomainError::NotPermitted { user: actor.to_string(), action: action.key.to_string() });
     }
     let (form, on_ticket) = run.typed_form(action, &new.form)?;
-    (run.form, run.on_ticket) = (form.into(), on_ticket);
+    (run.form, run.on_ticket) = (shared_form(form), on_ticket);
     run.check_refusals(action)?;
     run.derive(action);
     let span = def
@@ -269,7 +269,7 @@ pub fn decide(
         }
     }
     let (form, on_ticket) = run.typed_form(action, &cmd.form)?;
-    (run.form, run.on_ticket) = (form.into(), on_ticket);
+    (run.form, run.on_ticket) = (shared_form(form), on_ticket);
     run.check_refusals(action)?;
     run.derive(action);
 
@@ -661,7 +661,7 @@ impl<'a> Run<'a> {
             t,
             events: Vec::new(),
             effects: Vec::new(),
-            form: Arc::new([]),
+            form: shared_form(Vec::new()),
             derived: Vec::new(),
             sub,
             on_ticket: 0,
@@ -806,12 +806,13 @@ impl<'a> Run<'a> {
         let tz = self.w.def.timezone;
         let mut out = Vec::with_capacity(form.len());
         let mut on_ticket = 0u64;
-        // Both the submitted form and the action's fields are sorted by key: one merge pass.
-        let mut fields = action.form_fields.iter().peekable();
+        // Both the submitted form and the action's fields are sorted by key: a submitted key is
+        // found at or after the previous one's place, by equality (lengths first, so mostly no
+        // byte comparison); not found there, the action does not take it.
+        let mut fields = action.form_fields.iter();
         for (k, input) in form {
-            while fields.next_if(|(f, _, _)| f.as_str() < k.as_str()).is_some() {}
             let (key, ty, keep) = fields
-                .next_if(|(f, _, _)| f.as_str() == k.as_str())
+                .find(|(f, _, _)| f.as_str() == k.as_str())
                 .ok_or_else(|| DomainError::UnexpectedField { field: k.clone(), action: action.key.to_string() })?;
             let v = ty
                 .parse(input, tz)
@@ -961,11 +962,7 @@ impl<'a> Run<'a> {
 
     fn open_task_in(&mut self, step: &'a Step, target: Option<&Target>) -> Result<TaskNo, DomainError> {
         let sub = self.sub;
-        let so = self
-            .t
-            .sub_order(sub)
-            .cloned()
-            .ok_or_else(|| DomainError::Definition { detail: "no such sub-order".into() })?;
+        let so = self.t.sub_order(sub).ok_or_else(|| DomainError::Definition { detail: "no such sub-order".into() })?;
         let routed = |this: &Self, roles: &[FlowRoleKey], region: &Expr| -> Result<Owner, DomainError> {
             if target.is_none()
                 && let Some(u) = self.t.claimer_of(sub, step.key.as_str())
@@ -1422,6 +1419,13 @@ impl<'a> Run<'a> {
 }
 
 use crate::ids::StepKey;
+
+/// A typed form as the buffer the decision's record, field write and messages share; the empty
+/// form (claims, approvals) is one buffer for every decision.
+fn shared_form(form: Vec<(FieldKey, Value)>) -> Arc<[(FieldKey, Value)]> {
+    static EMPTY: std::sync::OnceLock<Arc<[(FieldKey, Value)]>> = std::sync::OnceLock::new();
+    if form.is_empty() { EMPTY.get_or_init(|| Arc::new([])).clone() } else { form.into() }
+}
 
 fn has_in(form: &[(FieldKey, Value)], k: &FieldKey) -> bool {
     form.iter().any(|(f, _)| f == k)
