@@ -164,7 +164,7 @@ pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Resu
     // Conditions at creation read the creator and the form; the ticket proper is built once the
     // span and deadlines are known.
     let t = Ticket::blank(new.id, def, actor.clone(), user.org.clone(), now);
-    let mut run = Run::new(w, now, user, t, SubOrderNo::ROOT);
+    let mut run = Run::with_room(w, now, user, t, SubOrderNo::ROOT, 8, 4);
     if !action.who.is_empty() && !action.who.iter().any(|who| run.allows(who, None)) {
         return Err(DomainError::NotPermitted { user: actor.to_string(), action: action.key.to_string() });
     }
@@ -231,9 +231,7 @@ pub fn decide(
     let (action, task) = resolve(ticket, cmd, w.def)?;
     let task = task.cloned();
     let sub = task.as_ref().map_or(SubOrderNo::ROOT, |t| t.sub_order);
-    let mut run = Run::new(w, now, user, ticket.clone(), sub);
-    run.events.reserve(8);
-    run.effects.reserve(4);
+    let mut run = Run::with_room(w, now, user, ticket.clone(), sub, 8, 4);
 
     if action.resume && ticket.suspended_by.is_none() {
         return Err(DomainError::NotSuspended);
@@ -554,7 +552,7 @@ pub fn resolve<'d, 't>(
     cmd: &Command,
     def: &'d ProcessDefinition,
 ) -> Result<(&'d Action, Option<&'t Task>), DomainError> {
-    let ticket_action = def.ticket_actions.iter().find(|a| a.key.as_str() == cmd.action);
+    let ticket_action = || def.ticket_actions.iter().find(|a| a.key.as_str() == cmd.action);
     match cmd.task {
         Some(no) => {
             let task = t.task(no).ok_or(DomainError::NoSuchTask { task: no.0 })?;
@@ -563,7 +561,7 @@ pub fn resolve<'d, 't>(
                 .ok_or_else(|| DomainError::Definition { detail: format!("unknown step {}", task.step) })?;
             match step.actions.iter().find(|a| a.key.as_str() == cmd.action) {
                 Some(a) => Ok((a, Some(task))),
-                None => match ticket_action {
+                None => match ticket_action() {
                     Some(a) => Ok((a, None)),
                     None => {
                         Err(DomainError::ActionNotAtStep { action: cmd.action.clone(), step: task.step.to_string() })
@@ -571,7 +569,7 @@ pub fn resolve<'d, 't>(
                 },
             }
         }
-        None => match ticket_action {
+        None => match ticket_action() {
             Some(a) => Ok((a, None)),
             None if def.steps.iter().any(|s| s.actions.iter().any(|a| a.key.as_str() == cmd.action)) => {
                 Err(DomainError::TaskRequired { action: cmd.action.clone() })
@@ -654,13 +652,26 @@ impl Env for RunEnv<'_> {
 impl<'a> Run<'a> {
     /// A decision in the making: on a scratch copy of the ticket, in sub-order `sub`.
     fn new(w: World<'a>, now: Timestamp, actor: &'a User, t: Ticket, sub: SubOrderNo) -> Run<'a> {
+        Run::with_room(w, now, actor, t, sub, 0, 0)
+    }
+
+    /// A decision with room for the events and effects an action usually has.
+    fn with_room(
+        w: World<'a>,
+        now: Timestamp,
+        actor: &'a User,
+        t: Ticket,
+        sub: SubOrderNo,
+        events: usize,
+        effects: usize,
+    ) -> Run<'a> {
         Run {
             w,
             now,
             actor,
             t,
-            events: Vec::new(),
-            effects: Vec::new(),
+            events: Vec::with_capacity(events),
+            effects: Vec::with_capacity(effects),
             form: shared_form(Vec::new()),
             derived: Vec::new(),
             sub,
@@ -1060,7 +1071,7 @@ impl<'a> Run<'a> {
         }
         self.effects.push(Effect::Notify {
             kind: NotifyKind::TaskAssigned,
-            action: ActionKey::new(step.key.as_str()),
+            action: ActionKey(step.key.0.clone()),
             to: vec![to],
         });
         self.push(Event::TaskOpened(task));

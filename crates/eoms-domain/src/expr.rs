@@ -88,13 +88,54 @@ pub enum Expr {
     /// A field of the process.
     Var(String),
     Builtin(Builtin),
-    Call(String, Vec<Expr>),
+    Call(Func, Vec<Expr>),
     List(Vec<Expr>),
     Not(Box<Expr>),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Cmp(Box<Expr>, CmpOp, Box<Expr>),
     In(Box<Expr>, Box<Expr>, bool),
+}
+
+/// A function, resolved when the condition is parsed (see [`FUNCTIONS`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Func {
+    Only,
+    Contains,
+    Len,
+    IsSet,
+    ProvinceOf,
+    LevelOf,
+    AllAtLevel,
+    /// Not a function: refused when the definition is compiled.
+    Unknown(String),
+}
+
+impl Func {
+    pub fn from_name(name: &str) -> Func {
+        match name {
+            "only" => Func::Only,
+            "contains" => Func::Contains,
+            "len" => Func::Len,
+            "is_set" => Func::IsSet,
+            "province_of" => Func::ProvinceOf,
+            "level_of" => Func::LevelOf,
+            "all_at_level" => Func::AllAtLevel,
+            other => Func::Unknown(other.to_string()),
+        }
+    }
+    pub fn name(&self) -> &str {
+        match self {
+            Func::Only => "only",
+            Func::Contains => "contains",
+            Func::Len => "len",
+            Func::IsSet => "is_set",
+            Func::ProvinceOf => "province_of",
+            Func::LevelOf => "level_of",
+            Func::AllAtLevel => "all_at_level",
+            Func::Unknown(n) => n,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -287,7 +328,7 @@ impl Parser {
                             self.expect(",")?;
                         }
                     }
-                    Ok(Expr::Call(w, args))
+                    Ok(Expr::Call(Func::from_name(&w), args))
                 } else {
                     Ok(Expr::Var(w))
                 }
@@ -350,7 +391,7 @@ impl Expr {
     pub fn calls(&self, out: &mut Vec<(String, usize)>) {
         match self {
             Expr::Call(f, a) => {
-                out.push((f.clone(), a.len()));
+                out.push((f.name().to_string(), a.len()));
                 a.iter().for_each(|e| e.calls(out));
             }
             Expr::Var(_) | Expr::Lit(_) | Expr::Null | Expr::Builtin(_) => {}
@@ -412,28 +453,28 @@ impl Expr {
                 let mut vals = args.iter().map(|a| a.value(env));
                 let first = vals.next().flatten();
                 let first = first.as_deref();
-                match f.as_str() {
-                    "only" => {
+                match f {
+                    Func::Only => {
                         let v = vals.next().flatten();
                         let v = v.as_deref();
                         bool(count_items(first) > 0 && !any_item(first, |i| !equal(Some(i), v)))
                     }
-                    "contains" => {
+                    Func::Contains => {
                         let v = vals.next().flatten();
                         bool(any_item(first, |i| equal(Some(i), v.as_deref())))
                     }
-                    "len" => Some(Cow::Owned(Value::Int(count_items(first) as i64))),
-                    "is_set" => bool(first.is_some_and(|v| v.truthy() || matches!(v, Value::Bool(_)))),
-                    "province_of" => env.province_of(first?.as_key()?).map(|o| Cow::Owned(Value::Org(o))),
-                    "level_of" => env.level_of(first?.as_key()?).map(|l| Cow::Owned(Value::Key(l.into()))),
-                    "all_at_level" => {
+                    Func::Len => Some(Cow::Owned(Value::Int(count_items(first) as i64))),
+                    Func::IsSet => bool(first.is_some_and(|v| v.truthy() || matches!(v, Value::Bool(_)))),
+                    Func::ProvinceOf => env.province_of(first?.as_key()?).map(|o| Cow::Owned(Value::Org(o))),
+                    Func::LevelOf => env.level_of(first?.as_key()?).map(|l| Cow::Owned(Value::Key(l.into()))),
+                    Func::AllAtLevel => {
                         let level = vals.next().flatten();
                         let level = level.as_deref().and_then(Value::as_key);
                         bool(!any_item(first, |o| {
                             !o.as_key().and_then(|o| env.level_of(o)).is_some_and(|l| Some(l) == level)
                         }))
                     }
-                    _ => None,
+                    Func::Unknown(_) => None,
                 }
             }
         }
