@@ -422,33 +422,8 @@ impl Expr {
             Expr::Not(e) => bool(!e.test(env)),
             Expr::And(a, b) => bool(a.test(env) && b.test(env)),
             Expr::Or(a, b) => bool(a.test(env) || b.test(env)),
-            Expr::Cmp(a, op, b) => {
-                let (a, b) = (a.value(env), b.value(env));
-                let (a, b) = (a.as_deref(), b.as_deref());
-                bool(match op {
-                    CmpOp::Eq => equal(a, b),
-                    CmpOp::Ne => !equal(a, b),
-                    _ => match a.and_then(|a| order(a, b?)) {
-                        Some(o) => match op {
-                            CmpOp::Lt => o.is_lt(),
-                            CmpOp::Le => o.is_le(),
-                            CmpOp::Gt => o.is_gt(),
-                            _ => o.is_ge(),
-                        },
-                        None => false,
-                    },
-                })
-            }
-            Expr::In(a, list, negated) => {
-                let a = a.value(env);
-                let a = a.as_deref();
-                let found = match &**list {
-                    // A literal list is tested item by item, without building it.
-                    Expr::List(items) => items.iter().any(|i| equal(a, i.value(env).as_deref())),
-                    other => any_item(other.value(env).as_deref(), |i| equal(a, Some(i))),
-                };
-                bool(found != *negated)
-            }
+            Expr::Cmp(a, op, b) => bool(compare(a, *op, b, env)),
+            Expr::In(a, list, negated) => bool(is_in(a, list, *negated, env)),
             Expr::Call(f, args) => {
                 let mut vals = args.iter().map(|a| a.value(env));
                 let first = vals.next().flatten();
@@ -482,8 +457,45 @@ impl Expr {
 
     /// Evaluates as a condition: no value is false.
     pub fn test(&self, env: &dyn Env) -> bool {
-        self.value(env).is_some_and(|v| v.truthy())
+        // The logical nodes answer directly, without a value to build and drop.
+        match self {
+            Expr::Not(e) => !e.test(env),
+            Expr::And(a, b) => a.test(env) && b.test(env),
+            Expr::Or(a, b) => a.test(env) || b.test(env),
+            Expr::Cmp(a, op, b) => compare(a, *op, b, env),
+            Expr::In(a, list, negated) => is_in(a, list, *negated, env),
+            _ => self.value(env).is_some_and(|v| v.truthy()),
+        }
     }
+}
+
+fn compare(a: &Expr, op: CmpOp, b: &Expr, env: &dyn Env) -> bool {
+    let (a, b) = (a.value(env), b.value(env));
+    let (a, b) = (a.as_deref(), b.as_deref());
+    match op {
+        CmpOp::Eq => equal(a, b),
+        CmpOp::Ne => !equal(a, b),
+        _ => match a.and_then(|a| order(a, b?)) {
+            Some(o) => match op {
+                CmpOp::Lt => o.is_lt(),
+                CmpOp::Le => o.is_le(),
+                CmpOp::Gt => o.is_gt(),
+                _ => o.is_ge(),
+            },
+            None => false,
+        },
+    }
+}
+
+fn is_in(a: &Expr, list: &Expr, negated: bool, env: &dyn Env) -> bool {
+    let a = a.value(env);
+    let a = a.as_deref();
+    let found = match list {
+        // A literal list is tested item by item, without building it.
+        Expr::List(items) => items.iter().any(|i| equal(a, i.value(env).as_deref())),
+        other => any_item(other.value(env).as_deref(), |i| equal(a, Some(i))),
+    };
+    found != negated
 }
 
 /// A value as a list of items (no value: none; a single value: itself), tested item by item.
