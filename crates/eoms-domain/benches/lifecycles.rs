@@ -47,13 +47,7 @@ pub fn prepare(w: World, create_by: &UserId, new: &NewTicket, script: &Script) -
     out
 }
 
-pub fn run(
-    w: World,
-    start: Timestamp,
-    create_by: &UserId,
-    new: &NewTicket,
-    commands: &[(UserId, Command)],
-) -> usize {
+pub fn run(w: World, start: Timestamp, create_by: &UserId, new: &NewTicket, commands: &[(UserId, Command)]) -> usize {
     let mut now = start;
     let mut t = create(w, create_by, new, now).unwrap().state;
     for (by, cmd) in commands {

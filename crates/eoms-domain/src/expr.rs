@@ -432,7 +432,7 @@ impl Expr {
                     Func::Only => {
                         let v = vals.next().flatten();
                         let v = v.as_deref();
-                        bool(count_items(first) > 0 && !any_item(first, |i| !equal(Some(i), v)))
+                        bool(count_items(first) > 0 && all_items(first, |i| equal(Some(i), v)))
                     }
                     Func::Contains => {
                         let v = vals.next().flatten();
@@ -445,8 +445,8 @@ impl Expr {
                     Func::AllAtLevel => {
                         let level = vals.next().flatten();
                         let level = level.as_deref().and_then(Value::as_key);
-                        bool(!any_item(first, |o| {
-                            !o.as_key().and_then(|o| env.level_of(o)).is_some_and(|l| Some(l) == level)
+                        bool(all_items(first, |o| {
+                            o.as_key().and_then(|o| env.level_of(o)).is_some_and(|l| Some(l) == level)
                         }))
                     }
                     Func::Unknown(_) => None,
@@ -504,6 +504,15 @@ fn any_item(v: Option<&Value>, mut f: impl FnMut(&Value) -> bool) -> bool {
         None => false,
         Some(Value::List(l)) => l.iter().any(f),
         Some(Value::Targets(t)) => t.iter().any(|t| f(&Value::Org(t.org.clone()))),
+        Some(v) => f(v),
+    }
+}
+
+fn all_items(v: Option<&Value>, mut f: impl FnMut(&Value) -> bool) -> bool {
+    match v {
+        None => true,
+        Some(Value::List(l)) => l.iter().all(f),
+        Some(Value::Targets(t)) => t.iter().all(|t| f(&Value::Org(t.org.clone()))),
         Some(v) => f(v),
     }
 }
