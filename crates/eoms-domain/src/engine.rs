@@ -15,6 +15,7 @@ use crate::ticket::{ActionRecord, Event, Outcome, SubState, Task, Ticket};
 use crate::value::{Form, Target, TargetKind, Timestamp, Value};
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// An action a user asks for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,7 +115,8 @@ pub enum Effect {
     SendToCss {
         message: Emit,
         action: ActionKey,
-        form: Vec<(FieldKey, Value)>,
+        /// The action's form as recorded (shared with the action record).
+        form: Arc<[(FieldKey, Value)]>,
     },
     Notify {
         kind: NotifyKind,
@@ -162,11 +164,12 @@ pub fn create(w: World, actor: &UserId, new: &NewTicket, now: Timestamp) -> Resu
     // Conditions at creation read the creator and the form; the ticket proper is built once the
     // span and deadlines are known.
     let t = Ticket::blank(new.id, def, actor.clone(), user.org.clone(), now);
-    let mut run = Run::new(w, now, user, t, SubOrderNo::ROOT);
+    let mut run = Run::with_room(w, now, user, t, SubOrderNo::ROOT, EVENTS, 4);
     if !action.who.is_empty() && !action.who.iter().any(|who| run.allows(who, None)) {
         return Err(DomainError::NotPermitted { user: actor.to_string(), action: action.key.to_string() });
     }
-    (run.form, run.on_ticket) = run.typed_form(action, &new.form)?;
+    let (form, on_ticket) = run.typed_form(action, &new.form)?;
+    (run.form, run.on_ticket) = (shared_form(form), on_ticket);
     run.check_refusals(action)?;
     run.derive(action);
     let span = def
@@ -228,9 +231,7 @@ pub fn decide(
     let (action, task) = resolve(ticket, cmd, w.def)?;
     let task = task.cloned();
     let sub = task.as_ref().map_or(SubOrderNo::ROOT, |t| t.sub_order);
-    let mut run = Run::new(w, now, user, ticket.clone(), sub);
-    run.events.reserve(8);
-    run.effects.reserve(4);
+    let mut run = Run::with_room(w, now, user, ticket.clone(), sub, EVENTS, 4);
 
     if action.resume && ticket.suspended_by.is_none() {
         return Err(DomainError::NotSuspended);
@@ -265,7 +266,8 @@ pub fn decide(
             return Err(DomainError::WrongTaskState { action: action.key.to_string(), needed, actual: t.state_name() });
         }
     }
-    (run.form, run.on_ticket) = run.typed_form(action, &cmd.form)?;
+    let (form, on_ticket) = run.typed_form(action, &cmd.form)?;
+    (run.form, run.on_ticket) = (shared_form(form), on_ticket);
     run.check_refusals(action)?;
     run.derive(action);
 
@@ -550,7 +552,7 @@ pub fn resolve<'d, 't>(
     cmd: &Command,
     def: &'d ProcessDefinition,
 ) -> Result<(&'d Action, Option<&'t Task>), DomainError> {
-    let ticket_action = def.ticket_actions.iter().find(|a| a.key.as_str() == cmd.action);
+    let ticket_action = || def.ticket_actions.iter().find(|a| a.key.as_str() == cmd.action);
     match cmd.task {
         Some(no) => {
             let task = t.task(no).ok_or(DomainError::NoSuchTask { task: no.0 })?;
@@ -559,7 +561,7 @@ pub fn resolve<'d, 't>(
                 .ok_or_else(|| DomainError::Definition { detail: format!("unknown step {}", task.step) })?;
             match step.actions.iter().find(|a| a.key.as_str() == cmd.action) {
                 Some(a) => Ok((a, Some(task))),
-                None => match ticket_action {
+                None => match ticket_action() {
                     Some(a) => Ok((a, None)),
                     None => {
                         Err(DomainError::ActionNotAtStep { action: cmd.action.clone(), step: task.step.to_string() })
@@ -567,7 +569,7 @@ pub fn resolve<'d, 't>(
                 },
             }
         }
-        None => match ticket_action {
+        None => match ticket_action() {
             Some(a) => Ok((a, None)),
             None if def.steps.iter().any(|s| s.actions.iter().any(|a| a.key.as_str() == cmd.action)) => {
                 Err(DomainError::TaskRequired { action: cmd.action.clone() })
@@ -576,6 +578,10 @@ pub fn resolve<'d, 't>(
         },
     }
 }
+
+/// Room for the events of a typical action: 5 events (880 bytes) stay within the allocator's
+/// small-block size (1 KiB), which is served from a free list; 8 would not.
+const EVENTS: usize = 5;
 
 /// Who a new task goes to: (group, assignee, claimed by).
 type Owner = (Option<SubRoleId>, Option<UserId>, Option<UserId>);
@@ -588,7 +594,8 @@ struct Run<'a> {
     t: Ticket,
     events: Vec<Event>,
     effects: Vec<Effect>,
-    form: Vec<(FieldKey, Value)>,
+    /// The typed form: one buffer shared by the action record, the field write and CSS messages.
+    form: Arc<[(FieldKey, Value)]>,
     /// Values the action's `set` / `set_if` write; conditions see them (a complaint source that
     /// makes a ticket urgent also gives it urgent limits).
     derived: Vec<(FieldKey, Value)>,
@@ -596,8 +603,6 @@ struct Run<'a> {
     sub: SubOrderNo,
     /// Which form values (by position) are kept on the ticket.
     on_ticket: u64,
-    /// The recorded form, shared with outgoing messages.
-    recorded: Option<std::sync::Arc<[(FieldKey, Value)]>>,
 }
 
 /// What conditions read during a decision: the form, derived values, the ticket, built-ins.
@@ -613,11 +618,14 @@ struct RunEnv<'r> {
 
 impl Env for RunEnv<'_> {
     fn get(&self, name: &str) -> Option<Value> {
+        self.get_ref(name).map(std::borrow::Cow::into_owned)
+    }
+    fn get_ref(&self, name: &str) -> Option<std::borrow::Cow<'_, Value>> {
         // Derived values first: they win over what the form said.
         if let Some((_, v)) = self.derived.iter().chain(self.form).find(|(k, _)| k.as_str() == name) {
-            return Some(v.clone());
+            return Some(std::borrow::Cow::Borrowed(v));
         }
-        self.t.field(name).cloned()
+        self.t.field(name).map(std::borrow::Cow::Borrowed)
     }
     fn builtin(&self, b: Builtin) -> Option<Value> {
         let (r, org) = (self, self.w.org);
@@ -648,17 +656,30 @@ impl Env for RunEnv<'_> {
 impl<'a> Run<'a> {
     /// A decision in the making: on a scratch copy of the ticket, in sub-order `sub`.
     fn new(w: World<'a>, now: Timestamp, actor: &'a User, t: Ticket, sub: SubOrderNo) -> Run<'a> {
+        Run::with_room(w, now, actor, t, sub, 0, 0)
+    }
+
+    /// A decision with room for the events and effects an action usually has.
+    #[inline(always)]
+    fn with_room(
+        w: World<'a>,
+        now: Timestamp,
+        actor: &'a User,
+        t: Ticket,
+        sub: SubOrderNo,
+        events: usize,
+        effects: usize,
+    ) -> Run<'a> {
         Run {
             w,
             now,
             actor,
             t,
-            events: Vec::new(),
-            effects: Vec::new(),
-            form: Vec::new(),
+            events: Vec::with_capacity(events),
+            effects: Vec::with_capacity(effects),
+            form: shared_form(Vec::new()),
             derived: Vec::new(),
             sub,
-            recorded: None,
             on_ticket: 0,
         }
     }
@@ -755,6 +776,7 @@ impl<'a> Run<'a> {
         self.events.push(e);
     }
 
+    #[inline(always)]
     fn finish(mut self) -> Decision {
         // The scratch state skipped field writes (see `push`); apply them now.
         for e in self.events.iter().filter(|e| matches!(e, Event::FieldsSet { .. })) {
@@ -801,12 +823,13 @@ impl<'a> Run<'a> {
         let tz = self.w.def.timezone;
         let mut out = Vec::with_capacity(form.len());
         let mut on_ticket = 0u64;
-        // Both the submitted form and the action's fields are sorted by key: one merge pass.
-        let mut fields = action.form_fields.iter().peekable();
+        // Both the submitted form and the action's fields are sorted by key: a submitted key is
+        // found at or after the previous one's place, by equality (lengths first, so mostly no
+        // byte comparison); not found there, the action does not take it.
+        let mut fields = action.form_fields.iter();
         for (k, input) in form {
-            while fields.next_if(|(f, _, _)| f.as_str() < k.as_str()).is_some() {}
             let (key, ty, keep) = fields
-                .next_if(|(f, _, _)| f.as_str() == k.as_str())
+                .find(|(f, _, _)| f.as_str() == k.as_str())
                 .ok_or_else(|| DomainError::UnexpectedField { field: k.clone(), action: action.key.to_string() })?;
             let v = ty
                 .parse(input, tz)
@@ -881,9 +904,8 @@ impl<'a> Run<'a> {
             actor_org: self.actor.org.clone(),
             at: self.now,
             on_time,
-            form: self.form.as_slice().into(),
+            form: self.form.clone(),
         };
-        self.recorded = Some(rec.form.clone());
         self.push(Event::ActionRecorded(rec));
     }
 
@@ -900,10 +922,10 @@ impl<'a> Run<'a> {
     fn set_fields(&mut self) {
         let n = self.form.len();
         let all_on_ticket = n < 64 && self.on_ticket == (1u64 << n) - 1;
-        let fields: std::sync::Arc<[(FieldKey, Value)]> = match &self.recorded {
+        let fields: Arc<[(FieldKey, Value)]> = match &self.form {
             // The common case: every form value goes on the ticket and nothing is derived: the
             // field write shares the action record's form.
-            Some(rec) if all_on_ticket && self.derived.is_empty() && n > 0 => rec.clone(),
+            form if all_on_ticket && self.derived.is_empty() && n > 0 => form.clone(),
             _ => {
                 let mut v: Vec<(FieldKey, Value)> = self
                     .form
@@ -957,11 +979,7 @@ impl<'a> Run<'a> {
 
     fn open_task_in(&mut self, step: &'a Step, target: Option<&Target>) -> Result<TaskNo, DomainError> {
         let sub = self.sub;
-        let so = self
-            .t
-            .sub_order(sub)
-            .cloned()
-            .ok_or_else(|| DomainError::Definition { detail: "no such sub-order".into() })?;
+        let so = self.t.sub_order(sub).ok_or_else(|| DomainError::Definition { detail: "no such sub-order".into() })?;
         let routed = |this: &Self, roles: &[FlowRoleKey], region: &Expr| -> Result<Owner, DomainError> {
             if target.is_none()
                 && let Some(u) = self.t.claimer_of(sub, step.key.as_str())
@@ -985,10 +1003,18 @@ impl<'a> Run<'a> {
             };
             let env = this.env();
             let dims = &this.w.def.dimensions;
+            // Each dimension is evaluated once per routing, however many groups ask for it.
+            let mut seen: [Option<Option<Value>>; 8] = Default::default();
             let r = this
                 .w
                 .org
-                .route_with(&role, &at, |name| dims.iter().find(|(n, _)| n == name).map(|(_, e)| e.eval(&env)))
+                .route_with(&role, &at, |name| {
+                    let i = dims.iter().position(|(n, _)| n == name)?;
+                    Some(match seen.get_mut(i) {
+                        Some(slot) => slot.get_or_insert_with(|| dims[i].1.eval(&env)).clone(),
+                        None => dims[i].1.eval(&env),
+                    })
+                })
                 .ok_or_else(|| DomainError::NoHandlerGroup { role: role.to_string(), org: at.to_string() })?;
             Ok((Some(r.group), r.leader, None))
         };
@@ -1051,7 +1077,7 @@ impl<'a> Run<'a> {
         }
         self.effects.push(Effect::Notify {
             kind: NotifyKind::TaskAssigned,
-            action: ActionKey::new(step.key.as_str()),
+            action: ActionKey(step.key.0.clone()),
             to: vec![to],
         });
         self.push(Event::TaskOpened(task));
@@ -1410,6 +1436,13 @@ impl<'a> Run<'a> {
 }
 
 use crate::ids::StepKey;
+
+/// A typed form as the buffer the decision's record, field write and messages share; the empty
+/// form (claims, approvals) is one buffer for every decision.
+fn shared_form(form: Vec<(FieldKey, Value)>) -> Arc<[(FieldKey, Value)]> {
+    static EMPTY: std::sync::OnceLock<Arc<[(FieldKey, Value)]>> = std::sync::OnceLock::new();
+    if form.is_empty() { EMPTY.get_or_init(|| Arc::new([])).clone() } else { form.into() }
+}
 
 fn has_in(form: &[(FieldKey, Value)], k: &FieldKey) -> bool {
     form.iter().any(|(f, _)| f == k)

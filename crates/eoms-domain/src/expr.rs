@@ -13,6 +13,7 @@
 //! is `null`: it equals nothing but `null`, and is false. Functions: [`FUNCTIONS`].
 
 use crate::value::Value;
+use std::borrow::Cow;
 use std::fmt;
 
 /// Built-in names every condition can use besides the process' fields.
@@ -87,13 +88,54 @@ pub enum Expr {
     /// A field of the process.
     Var(String),
     Builtin(Builtin),
-    Call(String, Vec<Expr>),
+    Call(Func, Vec<Expr>),
     List(Vec<Expr>),
     Not(Box<Expr>),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Cmp(Box<Expr>, CmpOp, Box<Expr>),
     In(Box<Expr>, Box<Expr>, bool),
+}
+
+/// A function, resolved when the condition is parsed (see [`FUNCTIONS`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Func {
+    Only,
+    Contains,
+    Len,
+    IsSet,
+    ProvinceOf,
+    LevelOf,
+    AllAtLevel,
+    /// Not a function: refused when the definition is compiled.
+    Unknown(String),
+}
+
+impl Func {
+    pub fn from_name(name: &str) -> Func {
+        match name {
+            "only" => Func::Only,
+            "contains" => Func::Contains,
+            "len" => Func::Len,
+            "is_set" => Func::IsSet,
+            "province_of" => Func::ProvinceOf,
+            "level_of" => Func::LevelOf,
+            "all_at_level" => Func::AllAtLevel,
+            other => Func::Unknown(other.to_string()),
+        }
+    }
+    pub fn name(&self) -> &str {
+        match self {
+            Func::Only => "only",
+            Func::Contains => "contains",
+            Func::Len => "len",
+            Func::IsSet => "is_set",
+            Func::ProvinceOf => "province_of",
+            Func::LevelOf => "level_of",
+            Func::AllAtLevel => "all_at_level",
+            Func::Unknown(n) => n,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -286,7 +328,7 @@ impl Parser {
                             self.expect(",")?;
                         }
                     }
-                    Ok(Expr::Call(w, args))
+                    Ok(Expr::Call(Func::from_name(&w), args))
                 } else {
                     Ok(Expr::Var(w))
                 }
@@ -349,7 +391,7 @@ impl Expr {
     pub fn calls(&self, out: &mut Vec<(String, usize)>) {
         match self {
             Expr::Call(f, a) => {
-                out.push((f.clone(), a.len()));
+                out.push((f.name().to_string(), a.len()));
                 a.iter().for_each(|e| e.calls(out));
             }
             Expr::Var(_) | Expr::Lit(_) | Expr::Null | Expr::Builtin(_) => {}
@@ -363,67 +405,51 @@ impl Expr {
     }
 
     pub fn eval(&self, env: &dyn Env) -> Option<Value> {
+        self.value(env).map(Cow::into_owned)
+    }
+
+    /// Evaluates without copying what it reads: literals and field values are borrowed.
+    fn value<'a>(&'a self, env: &'a dyn Env) -> Option<Cow<'a, Value>> {
+        let bool = |b: bool| Some(Cow::Owned(Value::Bool(b)));
         match self {
-            Expr::Lit(v) => Some(v.clone()),
+            Expr::Lit(v) => Some(Cow::Borrowed(v)),
             Expr::Null => None,
-            Expr::Var(v) => env.get(v),
-            Expr::Builtin(b) => env.builtin(*b),
-            Expr::List(items) => Some(Value::List(items.iter().filter_map(|e| e.eval(env)).collect())),
-            Expr::Not(e) => Some(Value::Bool(!e.test(env))),
-            Expr::And(a, b) => Some(Value::Bool(a.test(env) && b.test(env))),
-            Expr::Or(a, b) => Some(Value::Bool(a.test(env) || b.test(env))),
-            Expr::Cmp(a, op, b) => {
-                let (a, b) = (a.eval(env), b.eval(env));
-                Some(Value::Bool(match op {
-                    CmpOp::Eq => equal(a.as_ref(), b.as_ref()),
-                    CmpOp::Ne => !equal(a.as_ref(), b.as_ref()),
-                    _ => match a.as_ref().and_then(|a| order(a, b.as_ref()?)) {
-                        Some(o) => match op {
-                            CmpOp::Lt => o.is_lt(),
-                            CmpOp::Le => o.is_le(),
-                            CmpOp::Gt => o.is_gt(),
-                            _ => o.is_ge(),
-                        },
-                        None => false,
-                    },
-                }))
+            Expr::Var(v) => env.get_ref(v),
+            Expr::Builtin(b) => env.builtin(*b).map(Cow::Owned),
+            Expr::List(items) => {
+                Some(Cow::Owned(Value::List(items.iter().filter_map(|e| e.value(env).map(Cow::into_owned)).collect())))
             }
-            Expr::In(a, list, negated) => {
-                let a = a.eval(env);
-                let found = match &**list {
-                    // A literal list is tested item by item, without building it.
-                    Expr::List(items) => items.iter().any(|i| equal(a.as_ref(), i.eval(env).as_ref())),
-                    other => items(other.eval(env)).iter().any(|i| equal(a.as_ref(), Some(i))),
-                };
-                Some(Value::Bool(found != *negated))
-            }
+            Expr::Not(e) => bool(!e.test(env)),
+            Expr::And(a, b) => bool(a.test(env) && b.test(env)),
+            Expr::Or(a, b) => bool(a.test(env) || b.test(env)),
+            Expr::Cmp(a, op, b) => bool(compare(a, *op, b, env)),
+            Expr::In(a, list, negated) => bool(is_in(a, list, *negated, env)),
             Expr::Call(f, args) => {
-                let mut vals = args.iter().map(|a| a.eval(env));
+                let mut vals = args.iter().map(|a| a.value(env));
                 let first = vals.next().flatten();
-                match f.as_str() {
-                    "only" => {
+                let first = first.as_deref();
+                match f {
+                    Func::Only => {
                         let v = vals.next().flatten();
-                        let list = items(first);
-                        Some(Value::Bool(!list.is_empty() && list.iter().all(|i| equal(Some(i), v.as_ref()))))
+                        let v = v.as_deref();
+                        bool(count_items(first) > 0 && all_items(first, |i| equal(Some(i), v)))
                     }
-                    "contains" => {
+                    Func::Contains => {
                         let v = vals.next().flatten();
-                        Some(Value::Bool(items(first).iter().any(|i| equal(Some(i), v.as_ref()))))
+                        bool(any_item(first, |i| equal(Some(i), v.as_deref())))
                     }
-                    "len" => Some(Value::Int(items(first).len() as i64)),
-                    "is_set" => Some(Value::Bool(first.is_some_and(|v| v.truthy() || matches!(v, Value::Bool(_))))),
-                    "province_of" => env.province_of(first.as_ref()?.as_key()?).map(Value::Org),
-                    "level_of" => env.level_of(first.as_ref()?.as_key()?).map(|l| Value::Key(l.into())),
-                    "all_at_level" => {
+                    Func::Len => Some(Cow::Owned(Value::Int(count_items(first) as i64))),
+                    Func::IsSet => bool(first.is_some_and(|v| v.truthy() || matches!(v, Value::Bool(_)))),
+                    Func::ProvinceOf => env.province_of(first?.as_key()?).map(|o| Cow::Owned(Value::Org(o))),
+                    Func::LevelOf => env.level_of(first?.as_key()?).map(|l| Cow::Owned(Value::Key(l.into()))),
+                    Func::AllAtLevel => {
                         let level = vals.next().flatten();
-                        let level = level.as_ref().and_then(Value::as_key);
-                        Some(Value::Bool(
-                            items(first)
-                                .iter()
-                                .all(|o| o.as_key().and_then(|o| env.level_of(o)).is_some_and(|l| Some(l) == level)),
-                        ))
+                        let level = level.as_deref().and_then(Value::as_key);
+                        bool(all_items(first, |o| {
+                            o.as_key().and_then(|o| env.level_of(o)).is_some_and(|l| Some(l) == level)
+                        }))
                     }
-                    _ => None,
+                    Func::Unknown(_) => None,
                 }
             }
         }
@@ -431,16 +457,72 @@ impl Expr {
 
     /// Evaluates as a condition: no value is false.
     pub fn test(&self, env: &dyn Env) -> bool {
-        self.eval(env).is_some_and(|v| v.truthy())
+        // The logical nodes answer directly, without a value to build and drop.
+        match self {
+            Expr::Not(e) => !e.test(env),
+            Expr::And(a, b) => a.test(env) && b.test(env),
+            Expr::Or(a, b) => a.test(env) || b.test(env),
+            Expr::Cmp(a, op, b) => compare(a, *op, b, env),
+            Expr::In(a, list, negated) => is_in(a, list, *negated, env),
+            _ => self.value(env).is_some_and(|v| v.truthy()),
+        }
     }
 }
 
-fn items(v: Option<Value>) -> Vec<Value> {
+fn compare(a: &Expr, op: CmpOp, b: &Expr, env: &dyn Env) -> bool {
+    let (a, b) = (a.value(env), b.value(env));
+    let (a, b) = (a.as_deref(), b.as_deref());
+    match op {
+        CmpOp::Eq => equal(a, b),
+        CmpOp::Ne => !equal(a, b),
+        _ => match a.and_then(|a| order(a, b?)) {
+            Some(o) => match op {
+                CmpOp::Lt => o.is_lt(),
+                CmpOp::Le => o.is_le(),
+                CmpOp::Gt => o.is_gt(),
+                _ => o.is_ge(),
+            },
+            None => false,
+        },
+    }
+}
+
+fn is_in(a: &Expr, list: &Expr, negated: bool, env: &dyn Env) -> bool {
+    let a = a.value(env);
+    let a = a.as_deref();
+    let found = match list {
+        // A literal list is tested item by item, without building it.
+        Expr::List(items) => items.iter().any(|i| equal(a, i.value(env).as_deref())),
+        other => any_item(other.value(env).as_deref(), |i| equal(a, Some(i))),
+    };
+    found != negated
+}
+
+/// A value as a list of items (no value: none; a single value: itself), tested item by item.
+fn any_item(v: Option<&Value>, mut f: impl FnMut(&Value) -> bool) -> bool {
     match v {
-        None => Vec::new(),
-        Some(Value::List(l)) => l,
-        Some(Value::Targets(t)) => t.into_iter().map(|t| Value::Org(t.org)).collect(),
-        Some(v) => vec![v],
+        None => false,
+        Some(Value::List(l)) => l.iter().any(f),
+        Some(Value::Targets(t)) => t.iter().any(|t| f(&Value::Org(t.org.clone()))),
+        Some(v) => f(v),
+    }
+}
+
+fn all_items(v: Option<&Value>, mut f: impl FnMut(&Value) -> bool) -> bool {
+    match v {
+        None => true,
+        Some(Value::List(l)) => l.iter().all(f),
+        Some(Value::Targets(t)) => t.iter().all(|t| f(&Value::Org(t.org.clone()))),
+        Some(v) => f(v),
+    }
+}
+
+fn count_items(v: Option<&Value>) -> usize {
+    match v {
+        None => 0,
+        Some(Value::List(l)) => l.len(),
+        Some(Value::Targets(t)) => t.len(),
+        Some(_) => 1,
     }
 }
 
@@ -468,6 +550,10 @@ fn order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
 pub trait Env {
     /// A field's value.
     fn get(&self, name: &str) -> Option<Value>;
+    /// A field's value, borrowed where the environment holds it.
+    fn get_ref(&self, name: &str) -> Option<Cow<'_, Value>> {
+        self.get(name).map(Cow::Owned)
+    }
     fn builtin(&self, b: Builtin) -> Option<Value>;
     fn province_of(&self, org: &str) -> Option<crate::ids::OrgUnitId>;
     fn level_of(&self, org: &str) -> Option<&'static str>;

@@ -9,7 +9,53 @@
 
 use crate::ids::{FlowRoleKey, FunctionRoleKey, OrgUnitId, SubRoleId, UserId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FxHash (rustc's hasher): a multiply-rotate over 8-byte words. The directory's keys are short
+/// codes chosen by admins, not attacker-controlled input, so a DoS-resistant hasher buys nothing
+/// here, and every decision looks up its actor, org units and groups several times.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(FX_SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -213,12 +259,14 @@ pub struct Routed {
 #[derive(Clone, Debug)]
 pub struct Org {
     dir: Directory,
-    unit_ix: BTreeMap<OrgUnitId, usize>,
-    user_ix: BTreeMap<UserId, usize>,
-    sub_ix: BTreeMap<SubRoleId, usize>,
-    by_role: BTreeMap<FlowRoleKey, Vec<usize>>,
+    unit_ix: FxMap<OrgUnitId, usize>,
+    user_ix: FxMap<UserId, usize>,
+    sub_ix: FxMap<SubRoleId, usize>,
+    by_role: FxMap<FlowRoleKey, Vec<usize>>,
     /// For each user, the sub-roles they belong to (member or leader).
-    memberships: BTreeMap<UserId, Vec<usize>>,
+    memberships: FxMap<UserId, Vec<usize>>,
+    /// Each sub-role's region by unit index.
+    region_ix: Vec<Option<usize>>,
     /// Each unit's parent and depth by index: routing walks the tree without string lookups.
     parent_ix: Vec<Option<usize>>,
     depth_ix: Vec<usize>,
@@ -234,7 +282,7 @@ impl Org {
 
     pub fn new(dir: Directory) -> Result<Org, DirectoryError> {
         use DirectoryError::*;
-        let mut unit_ix = BTreeMap::new();
+        let mut unit_ix = FxMap::default();
         for (i, u) in dir.units.iter().enumerate() {
             if unit_ix.insert(u.id.clone(), i).is_some() {
                 return Err(Duplicate("org unit", u.id.to_string()));
@@ -262,7 +310,7 @@ impl Org {
             }
         }
         let roles: BTreeSet<_> = dir.function_roles.iter().map(|r| r.key.clone()).collect();
-        let mut user_ix = BTreeMap::new();
+        let mut user_ix = FxMap::default();
         for (i, u) in dir.users.iter().enumerate() {
             if user_ix.insert(u.id.clone(), i).is_some() {
                 return Err(Duplicate("user", u.id.to_string()));
@@ -280,9 +328,9 @@ impl Org {
                 return Err(Contact(u.id.to_string(), "mobile", m.to_string()));
             }
         }
-        let mut sub_ix = BTreeMap::new();
+        let mut sub_ix = FxMap::default();
         let mut by_role: BTreeMap<FlowRoleKey, Vec<usize>> = BTreeMap::new();
-        let mut memberships: BTreeMap<UserId, Vec<usize>> = BTreeMap::new();
+        let mut memberships: FxMap<UserId, Vec<usize>> = FxMap::default();
         for (i, s) in dir.sub_roles.iter().enumerate() {
             if sub_ix.insert(s.id.clone(), i).is_some() {
                 return Err(Duplicate("sub-role", s.id.to_string()));
@@ -322,7 +370,9 @@ impl Org {
             })
             .collect();
         let calendar = dir.calendar.as_ref().map(crate::calendar::Calendar::new).transpose().map_err(Calendar)?;
-        Ok(Org { dir, unit_ix, user_ix, sub_ix, by_role, memberships, parent_ix, depth_ix, root, calendar })
+        let region_ix = dir.sub_roles.iter().map(|s| s.region.as_ref().map(|r| unit_ix[r])).collect();
+        let by_role = by_role.into_iter().collect();
+        Ok(Org { dir, unit_ix, user_ix, sub_ix, by_role, memberships, region_ix, parent_ix, depth_ix, root, calendar })
     }
 
     pub fn directory(&self) -> &Directory {
@@ -374,11 +424,11 @@ impl Org {
 
     /// The nearest unit at or above `id` that is not a department.
     pub fn level_unit(&self, id: &OrgUnitId) -> Option<&OrgUnit> {
-        let mut cur = self.unit(id)?;
-        while cur.kind == OrgKind::Department {
-            cur = self.unit(cur.parent.as_ref()?)?;
+        let mut i = *self.unit_ix.get(id)?;
+        while self.dir.units[i].kind == OrgKind::Department {
+            i = self.parent_ix[i]?;
         }
-        Some(cur)
+        Some(&self.dir.units[i])
     }
 
     pub fn level(&self, id: &OrgUnitId) -> Option<Level> {
@@ -391,12 +441,12 @@ impl Org {
 
     /// The province `id` belongs to; HQ units answer with the root.
     pub fn province_of(&self, id: &OrgUnitId) -> Option<&OrgUnitId> {
-        let mut cur = self.unit(id)?;
+        let mut i = *self.unit_ix.get(id)?;
         loop {
-            match cur.kind {
-                OrgKind::Province => return Some(&cur.id),
-                OrgKind::Hq => return Some(&cur.id),
-                _ => cur = self.unit(cur.parent.as_ref()?)?,
+            let u = &self.dir.units[i];
+            match u.kind {
+                OrgKind::Province | OrgKind::Hq => return Some(&u.id),
+                _ => i = self.parent_ix[i]?,
             }
         }
     }
@@ -438,8 +488,8 @@ impl Org {
         let cands = self.by_role.get(role)?;
         let at = *self.unit_ix.get(org)?;
         let mut best: Option<(usize, usize, &SubRole)> = None;
-        for s in cands.iter().map(|i| &self.dir.sub_roles[*i]) {
-            let region_depth = match s.region.as_ref().map(|r| self.unit_ix[r]) {
+        for (s, region) in cands.iter().map(|i| (&self.dir.sub_roles[*i], self.region_ix[*i])) {
+            let region_depth = match region {
                 None => 0,
                 Some(r) if self.covers_ix(r, at) => self.depth_ix[r] + 1,
                 Some(_) => continue,

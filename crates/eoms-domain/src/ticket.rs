@@ -352,15 +352,7 @@ impl Ticket {
         match e {
             Event::Created { .. } => {}
             Event::ActionRecorded(r) => self.seq = r.seq,
-            Event::FieldsSet { fields } => {
-                let map = Arc::make_mut(&mut self.fields);
-                for (k, v) in fields.iter() {
-                    match map.binary_search_by(|(f, _)| f.cmp(k)) {
-                        Ok(i) => map[i].1 = v.clone(),
-                        Err(i) => map.insert(i, (k.clone(), v.clone())),
-                    }
-                }
-            }
+            Event::FieldsSet { fields } => self.set_fields(fields),
             Event::SubOrderOpened { no, parent, org, role, kind } => {
                 debug_assert_eq!(no.0 as usize, self.sub_orders.len());
                 self.sub_orders.push(SubOrder {
@@ -480,6 +472,50 @@ impl Ticket {
                 }
             }
             Event::DeadlineMarked { task: None, mark } => self.marks |= mark,
+        }
+    }
+
+    /// Writes field values (later ones win over earlier ones with the same key).
+    fn set_fields(&mut self, fields: &[(FieldKey, Value)]) {
+        let sorted = fields.windows(2).all(|w| w[0].0 < w[1].0);
+        if sorted && self.fields.is_empty() {
+            self.fields = Arc::new(fields.to_vec());
+            return;
+        }
+        if sorted && Arc::strong_count(&self.fields) + Arc::weak_count(&self.fields) > 1 {
+            // Shared with another copy of the ticket (the state decided on): one merge of the two
+            // sorted lists into a new map rather than a copy and an insertion per value.
+            let old = &self.fields;
+            let mut out = Vec::with_capacity(old.len() + fields.len());
+            let (mut i, mut j) = (0, 0);
+            while i < old.len() && j < fields.len() {
+                match old[i].0.cmp(&fields[j].0) {
+                    std::cmp::Ordering::Less => {
+                        out.push(old[i].clone());
+                        i += 1;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        out.push(fields[j].clone());
+                        i += 1;
+                        j += 1;
+                    }
+                    std::cmp::Ordering::Greater => {
+                        out.push(fields[j].clone());
+                        j += 1;
+                    }
+                }
+            }
+            out.extend_from_slice(&old[i..]);
+            out.extend_from_slice(&fields[j..]);
+            self.fields = Arc::new(out);
+            return;
+        }
+        let map = Arc::make_mut(&mut self.fields);
+        for (k, v) in fields {
+            match map.binary_search_by(|(f, _)| f.cmp(k)) {
+                Ok(i) => map[i].1 = v.clone(),
+                Err(i) => map.insert(i, (k.clone(), v.clone())),
+            }
         }
     }
 
