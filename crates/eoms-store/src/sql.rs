@@ -258,8 +258,9 @@ impl Builder {
 
 /// The to-do list's two statements: the count, and one page. A user's tasks are three disjoint
 /// sets — claimed by them; assigned to them and not claimed; ready in one of their groups — each
-/// read from its own covering index (schema 13) in deadline order, so the count and the choice
-/// of a page never touch the task or ticket rows; only the page's rows are joined.
+/// read from its own index (schema 13) in the order the list shows (`COALESCE(complete_deadline,
+/// opened_at)`, the expression the indexes hold), so a page is a merge of three index walks that
+/// stops after the page, the count reads index entries only, and only the page's rows are joined.
 pub struct TodoStatements {
     pub count: String,
     pub page: String,
