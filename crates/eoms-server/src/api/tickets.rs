@@ -238,8 +238,11 @@ pub struct QueryParams {
 
 fn time_param(name: &str, v: &Option<String>, end_of_day: bool) -> ApiResult<Option<Timestamp>> {
     let Some(s) = v.as_deref().map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    // A date alone is a whole day: from its midnight, or up to the next midnight (the bound is
+    // exclusive, so a ticket filed at 23:59:59.5 still counts in its day).
     let parsed = if s.len() == 10 {
-        parse_time(&format!("{s} {}", if end_of_day { "23:59:59" } else { "00:00:00" }), china())
+        parse_time(&format!("{s} 00:00:00"), china())
+            .map(|t| if end_of_day { t + chrono::TimeDelta::days(1) } else { t })
     } else {
         parse_time(s, china())
     };
@@ -332,4 +335,22 @@ pub async fn query(
         limit: q.page.limit,
         offset: q.page.offset,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_date_range_covers_whole_days_up_to_the_next_midnight() {
+        let day = |s: &str| parse_time(s, china()).unwrap();
+        let from = time_param("created_from", &Some("2026-10-01".into()), false).unwrap();
+        let to = time_param("created_to", &Some("2026-10-31".into()), true).unwrap();
+        assert_eq!(from, Some(day("2026-10-01 00:00:00")));
+        // The bound is exclusive: a complaint filed at 23:59:59.5 on the 31st is in the range.
+        assert_eq!(to, Some(day("2026-11-01 00:00:00")));
+        let exact = time_param("created_to", &Some("2026-10-31 12:00:00".into()), true).unwrap();
+        assert_eq!(exact, Some(day("2026-10-31 12:00:00")), "a time is taken as given");
+        assert!(time_param("created_to", &Some("2026-13-01".into()), true).is_err());
+    }
 }
