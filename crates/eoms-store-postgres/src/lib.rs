@@ -33,6 +33,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (11, "outbox_pending", include_str!("../migrations/0011_outbox_pending.sql")),
     (12, "kpi_daily", include_str!("../migrations/0012_kpi_daily.sql")),
     (13, "todo_indexes", include_str!("../migrations/0013_todo_indexes.sql")),
+    (14, "outbox_heads", include_str!("../migrations/0014_outbox_heads.sql")),
 ];
 
 pub struct PgStore {
@@ -829,7 +830,8 @@ impl Store for PgStore {
                 &format!(
                     "WITH c AS (
                        SELECT o.id FROM outbox o
-                       WHERE o.status = 'pending' AND o.channel = $5 AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)
+                       WHERE o.status = 'pending' AND NOT o.blocked AND o.channel = $5 AND o.next_attempt_at <= $1
+                         AND (o.lease_until IS NULL OR o.lease_until < $1)
                          AND (o.channel IN ('email', 'sms', 'webhook')
                               OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered'))
                        ORDER BY o.next_attempt_at, o.id LIMIT $2 FOR UPDATE SKIP LOCKED)

@@ -484,6 +484,24 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
     let again = s.claim_outbox("node-a", "css", now + TimeDelta::hours(2), 30, 100).await.unwrap();
     let again = again.into_iter().find(|o| o.ticket_id == TicketId(701)).unwrap();
     assert_eq!((again.id, again.status), (first.id, OutboxStatus::Pending));
+    // Delivered at last, it lets the next one of the ticket go: the third phase reply's message.
+    let after = now + TimeDelta::hours(2);
+    assert!(
+        s.claim_outbox("node-b", "css", after, 30, 100).await.unwrap().iter().all(|o| o.ticket_id != TicketId(701)),
+        "nothing else of the ticket while the retried one is out"
+    );
+    s.outbox_delivered(first.id, after).await.unwrap();
+    let next = s.claim_outbox("node-b", "css", after, 30, 100).await.unwrap();
+    let next = next.into_iter().find(|o| o.ticket_id == TicketId(701)).expect("the next message is released");
+    let pending: Vec<i64> = s
+        .outbox(TicketId(701))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.channel == "css" && o.status == OutboxStatus::Pending)
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(pending.first(), Some(&next.id), "the oldest undelivered one, {pending:?}");
 }
 
 pub async fn due_timers_are_claimed_once_within_their_lease<S: Store>(s: &S) {

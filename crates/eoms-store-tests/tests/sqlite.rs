@@ -50,12 +50,22 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
         // Back to schema 11: as an eoms of that version left it.
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP TABLE kpi_daily; ALTER TABLE tickets DROP COLUMN kpi; DELETE FROM schema_migrations WHERE version >= 12;",
+            "DROP TABLE kpi_daily; ALTER TABLE tickets DROP COLUMN kpi;
+             DROP TRIGGER outbox_wait_behind; DROP TRIGGER outbox_next_in_line; DROP INDEX outbox_pending;
+             ALTER TABLE outbox DROP COLUMN blocked;
+             CREATE INDEX outbox_pending ON outbox (channel, next_attempt_at, id) WHERE status = 'pending';
+             DELETE FROM schema_migrations WHERE version >= 12;",
         )
         .unwrap();
     }
     let s = SqliteStore::open(&path).unwrap();
-    assert_eq!(s.migrate(eoms_store_tests::t0()).await.unwrap(), ["0012_kpi_daily", "0013_todo_indexes"]);
+    assert_eq!(
+        s.migrate(eoms_store_tests::t0()).await.unwrap(),
+        ["0012_kpi_daily", "0013_todo_indexes", "0014_outbox_heads"]
+    );
+    // Schema 14 marked the messages waiting behind an earlier one of their ticket.
+    let waiting = assert_waiting_marks(&path);
+    assert!(waiting > 0, "the history leaves several CSS messages per ticket undelivered");
     let q = TicketQuery::new(Scope::All);
     for g in [KpiGroup::All, KpiGroup::Province, KpiGroup::City, KpiGroup::Day, KpiGroup::Source] {
         assert_eq!(s.kpis(&q, g).await.unwrap(), s.kpis_scanned(&q, g).await.unwrap(), "{g:?}");
@@ -66,4 +76,36 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
     let region = TicketQuery { region: Some(eoms_domain::ids::OrgUnitId::new("sd")), ..q.clone() };
     assert_eq!(s.kpis(&region, KpiGroup::City).await.unwrap(), s.kpis_scanned(&region, KpiGroup::City).await.unwrap());
     assert_eq!(s.kpis(&q, KpiGroup::All).await.unwrap()[0].volume, 60);
+    // The triggers keep the marks on the messages written since, and on deliveries.
+    let first =
+        s.claim_outbox("node-a", "css", eoms_store_tests::t0() + chrono::TimeDelta::days(400), 30, 5).await.unwrap();
+    assert_eq!(first.len(), 5);
+    for o in &first {
+        s.outbox_delivered(o.id, eoms_store_tests::t0()).await.unwrap();
+    }
+    assert_waiting_marks(&path);
+}
+
+/// Checks each outbox row's `blocked` mark against its definition — on an ordered channel, an
+/// earlier message of the same ticket is not yet delivered — and returns how many are waiting.
+fn assert_waiting_marks(path: &std::path::Path) -> usize {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut st = c.prepare("SELECT id, ticket_id, channel, status, blocked FROM outbox ORDER BY id").unwrap();
+    let rows: Vec<(i64, i64, String, String, bool)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut open: std::collections::HashSet<(i64, String)> = std::collections::HashSet::new();
+    let mut waiting = 0;
+    for (id, ticket, channel, status, blocked) in rows {
+        let ordered = !eoms_store::UNORDERED_CHANNELS.contains(&channel.as_str());
+        let expected = ordered && open.contains(&(ticket, channel.clone()));
+        assert_eq!(blocked, expected, "outbox row {id} ({channel}, ticket {ticket}, {status})");
+        waiting += usize::from(blocked);
+        if status != "delivered" {
+            open.insert((ticket, channel));
+        }
+    }
+    waiting
 }
