@@ -83,7 +83,8 @@ impl StorageError {
 /// Webhook events carry their `created_at` and a delivery id for receivers that order or
 /// deduplicate. Every other channel (`css`, `notify`, `tmf:…`) is delivered in order per ticket
 /// and channel, a dead message blocking the ones after it. Backends write this list into their
-/// claim statement; the conformance suite checks both behaviours.
+/// claim statement and into the triggers that mark waiting messages (migration 0014); the
+/// conformance suite checks both behaviours.
 pub const UNORDERED_CHANNELS: &[&str] = &["email", "sms", "webhook"];
 
 /// A message queued for delivery in the same transaction as the change it reports.
