@@ -101,9 +101,11 @@ async fn a_complaint_filed_over_soap_is_handled_replied_and_closed_by_the_simula
     assert_eq!(reply.fields["dealDesc"], "现场测试并调整参数");
     assert_eq!(reply.fields["isSolved"], "是", "our yes → the interface's 是");
     assert_eq!(reply.fields["sheetNo"], tk["sheet_no"].as_str().unwrap());
-    // The simulated CSS answers the reply by closing the ticket (checkinWorkSheet, over HTTP).
+    // The simulated CSS answers the reply by closing the ticket (checkinWorkSheet, over HTTP). The
+    // ticket is closed as eoms commits, a moment before the simulator counts the call's answer:
+    // wait for both.
     for _ in 0..200 {
-        if ticket_of(&t, &serial).await["status"] == "closed" {
+        if ticket_of(&t, &serial).await["status"] == "closed" && sim.stats().closed == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
