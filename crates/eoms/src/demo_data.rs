@@ -360,9 +360,15 @@ impl Job for Generate {
         let mut rng = Rng::new(self.seed);
         let year = TimeDelta::days(365);
         let mut inflight = tokio::task::JoinSet::new();
+        // Spread over the past year in id order: a live eoms numbers its tickets in the order they
+        // are filed, and the generated history keeps that (the ticket table's and the keyword
+        // index's order follow time, as they do in production).
+        let slot = (year.num_milliseconds() as u64 / self.tickets.max(1)).max(1);
         for (i, id) in ids.enumerate() {
-            // Spread over the past year; recent tickets are more often still open.
-            let age = TimeDelta::seconds((rng.below(year.num_seconds() as u64)) as i64);
+            let age = TimeDelta::milliseconds(
+                (year.num_milliseconds() as u64).saturating_sub(i as u64 * slot + rng.below(slot)) as i64,
+            );
+            // Recent tickets are more often still open.
             let at = now - age;
             let recent = age < TimeDelta::days(4);
             let stop = if recent || rng.chance(3) { rng.below(100) } else { 100 };
