@@ -29,6 +29,10 @@ pub struct ServerConfig {
     /// What makes two complaints "the same": `msisdn` (the subscriber) or `msisdn_category`
     /// (the subscriber, about the same first-level category).
     pub repeat_key: RepeatKey,
+    /// The ticket query counts matching tickets up to this many and then reports "more than
+    /// N" (a caller can still ask for the exact count): a broad query over years of history
+    /// costs a page, not a walk of everything it matches.
+    pub query_count_limit: u64,
     /// Subscribers per region (org unit id → count), for complaints per 10,000 subscribers.
     pub subscribers: std::collections::BTreeMap<String, u64>,
     /// TMF621 Trouble Ticket (`[server.tmf]`): service account, process mapping, hub delivery.
@@ -65,6 +69,7 @@ impl Default for ServerConfig {
             reload_seconds: 10,
             repeat_window_days: 30,
             repeat_key: RepeatKey::Msisdn,
+            query_count_limit: 1_000,
             subscribers: Default::default(),
             tmf: Default::default(),
             notify: Default::default(),
@@ -83,6 +88,9 @@ impl ServerConfig {
         }
         if !(1..=3650).contains(&self.repeat_window_days) {
             return Err("repeat_window_days must be between 1 and 3650".into());
+        }
+        if !(1..=100_000_000).contains(&self.query_count_limit) {
+            return Err("query_count_limit must be between 1 and 100000000".into());
         }
         if self.max_attachment_bytes < 1024 {
             return Err("max_attachment_bytes must be at least 1024".into());

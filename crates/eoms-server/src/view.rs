@@ -20,6 +20,9 @@ pub struct PageView<T> {
     pub items: Vec<T>,
     /// Counted after the data-scope filter: only what the caller may see.
     pub total: u64,
+    /// False when the count stopped at the server's `query_count_limit`: more than `total`
+    /// tickets match (ask with `exact_total=true` for the full count).
+    pub total_exact: bool,
     pub limit: u32,
     pub offset: u64,
 }

@@ -325,6 +325,37 @@ async fn a_stale_version_or_a_second_claim_is_a_conflict_and_retries_are_idempot
 }
 
 #[tokio::test]
+async fn a_broad_query_counts_up_to_the_limit_and_the_exact_count_is_there_on_request() {
+    let t = TestApp::with_config(eoms_server::ServerConfig { query_count_limit: 2, ..Default::default() }).await;
+    for (n, city) in ["sd.jn", "sd.qd", "sd.jn"].iter().enumerate() {
+        t.mobile("sd_css", city, &format!("1381234000{n}"), "室内无信号").await;
+        t.advance(TimeDelta::minutes(5));
+    }
+    let r = t.get("admin", "/api/v1/tickets").await.json();
+    assert_eq!((r["total"].as_u64(), r["total_exact"].as_bool()), (Some(2), Some(false)), "{r}");
+    assert_eq!(r["items"].as_array().unwrap().len(), 3, "the page is not cut by the count");
+    let r = t.get("admin", "/api/v1/tickets?exact_total=true").await.json();
+    assert_eq!((r["total"].as_u64(), r["total_exact"].as_bool()), (Some(3), Some(true)));
+    let r = t.get("admin", "/api/v1/tickets?region=sd.qd").await.json();
+    assert_eq!((r["total"].as_u64(), r["total_exact"].as_bool()), (Some(1), Some(true)), "under the limit: exact");
+    // A keyword: the newest matches up to the limit, newest first.
+    let kw = "/api/v1/tickets?keyword=%E5%AE%A4%E5%86%85%E6%97%A0%E4%BF%A1%E5%8F%B7";
+    let r = t.get("admin", kw).await.json();
+    let numbers: Vec<&str> = r["items"].as_array().unwrap().iter().map(|i| i["msisdn"].as_str().unwrap()).collect();
+    assert_eq!((r["total"].as_u64(), r["total_exact"].as_bool()), (Some(2), Some(false)));
+    assert_eq!(numbers, ["138****0002", "138****0001"]);
+    let r = t.get("admin", &format!("{kw}&exact_total=true")).await.json();
+    assert_eq!((r["total"].as_u64(), r["items"].as_array().unwrap().len()), (Some(3), 3));
+    // The console says "more than" and offers the exact count, which then shows.
+    let page = t.get("admin", "/query?run=1").await.text();
+    assert!(page.contains("超过 <strong id=\"result-total\">2</strong>"), "{page}");
+    assert!(page.contains("href=\"/query?run=1&amp;exact_total=1\""), "{page}");
+    let page = t.get("admin", "/query?run=1&exact_total=1").await.text();
+    assert!(page.contains("共 <strong id=\"result-total\">3</strong>"), "{page}");
+    assert!(!page.contains("精确计数"));
+}
+
+#[tokio::test]
 async fn the_query_takes_every_condition_validates_them_and_counts_after_the_scope() {
     let t = TestApp::new().await;
     t.mobile("sd_css", "sd.jn", "13812340001", "历下区室内无信号").await;

@@ -158,7 +158,7 @@ pub(crate) async fn audit_log(c: &impl GenericClient, page: &PageReq) -> Result<
             detail: r.get(5),
         })
         .collect();
-    Ok(Page { items, total: total as u64 })
+    Ok(Page::exact(items, total as u64))
 }
 
 pub(crate) async fn save_attachment(c: &impl GenericClient, a: &Attachment) -> Result<i64, StorageError> {

@@ -673,7 +673,7 @@ impl Store for PgStore {
                 assurance: r.get(14),
             })
             .collect();
-        Ok(Page { items, total: total as u64 })
+        Ok(Page::exact(items, total as u64))
     }
 
     async fn done(&self, q: &DoneQuery) -> Result<Page<TicketRow>, StorageError> {
@@ -695,7 +695,7 @@ impl Store for PgStore {
             )
             .await
             .map_err(err)?;
-        Ok(Page { items: rows.iter().map(ticket_row).collect(), total: total as u64 })
+        Ok(Page::exact(rows.iter().map(ticket_row).collect(), total as u64))
     }
 
     async fn kpis(&self, q: &TicketQuery, group: KpiGroup) -> Result<Vec<KpiRow>, StorageError> {
@@ -732,28 +732,23 @@ impl Store for PgStore {
     async fn query(&self, q: &TicketQuery) -> Result<Page<TicketRow>, StorageError> {
         let c = self.client().await?;
         let mut b = Builder::new(Dialect::Postgres);
-        let filter = b.ticket_filter(q);
+        let sel = b.ticket_select(q);
         let count_params = to_sql(&b.params);
-        let total: i64 = if q.count_total {
-            c.query_one(&format!("SELECT COUNT(*) FROM tickets t WHERE {filter}"), &refs(&count_params))
-                .await
-                .map_err(err)?
-                .get(0)
+        let counted: i64 = if q.count_total {
+            c.query_one(&sel.count_statement(q.count_limit), &refs(&count_params)).await.map_err(err)?.get(0)
         } else {
             0
         };
+        let (total, total_exact) = eoms_store::sql::bounded_total(counted, q.count_limit);
         let dir = if q.descending { "DESC" } else { "ASC" };
         let lim = b.bind(Param::Int(i64::from(q.page.limit)));
         let off = b.bind(Param::Int(q.page.offset as i64));
         let params = to_sql(&b.params);
         let rows = c
-            .query(
-                &format!("SELECT {TICKET_COLS} FROM tickets t WHERE {filter} ORDER BY t.{} {dir}, t.id {dir} LIMIT {lim} OFFSET {off}", q.sort.column()),
-                &refs(&params),
-            )
+            .query(&sel.page_statement(TICKET_COLS, q.sort.column(), dir, &lim, &off), &refs(&params))
             .await
             .map_err(err)?;
-        Ok(Page { items: rows.iter().map(ticket_row).collect(), total: total as u64 })
+        Ok(Page { items: rows.iter().map(ticket_row).collect(), total, total_exact })
     }
 
     async fn claim_due_timers(
@@ -894,7 +889,7 @@ impl Store for PgStore {
             )
             .await
             .map_err(err)?;
-        Ok(Page { items: rows.iter().map(outbox_row).collect(), total: total as u64 })
+        Ok(Page::exact(rows.iter().map(outbox_row).collect(), total as u64))
     }
 
     async fn outbox_retry(&self, id: i64, now: Timestamp) -> Result<bool, StorageError> {
@@ -1464,7 +1459,7 @@ impl Store for PgStore {
                 read_at: r.get(7),
             })
             .collect();
-        Ok(Page { items, total: total as u64 })
+        Ok(Page::exact(items, total as u64))
     }
 
     async fn mark_notifications_read(

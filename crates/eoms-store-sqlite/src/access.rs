@@ -142,7 +142,7 @@ pub(crate) fn audit_log(c: &Connection, page: &PageReq) -> Result<Page<AuditEntr
             detail: serde_json::from_str(&detail).map_err(corrupt)?,
         });
     }
-    Ok(Page { items, total: total as u64 })
+    Ok(Page::exact(items, total as u64))
 }
 
 pub(crate) fn save_attachment(c: &Connection, a: &Attachment) -> Result<i64, StorageError> {

@@ -815,7 +815,7 @@ impl Store for SqliteStore {
                 })
                 .map_err(err)?;
             let items = rows.collect::<Result<_, _>>().map_err(err)?;
-            Ok(Page { items, total: total as u64 })
+            Ok(Page::exact(items, total as u64))
         })
         .await
     }

@@ -84,7 +84,7 @@ pub(crate) fn todo(c: &Connection, q: &TodoQuery) -> Result<Page<TaskRow>, Stora
         .map_err(err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
-    Ok(Page { items, total: total as u64 })
+    Ok(Page::exact(items, total as u64))
 }
 
 const TICKET_COLS: &str =
@@ -133,7 +133,7 @@ pub(crate) fn done(c: &Connection, q: &DoneQuery) -> Result<Page<TicketRow>, Sto
         .map_err(err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
-    Ok(Page { items, total: total as u64 })
+    Ok(Page::exact(items, total as u64))
 }
 
 fn sql_params(b: eoms_store::sql::Builder) -> Vec<Sql> {
@@ -150,25 +150,45 @@ fn sql_params(b: eoms_store::sql::Builder) -> Vec<Sql> {
 
 pub(crate) fn query(c: &Connection, q: &TicketQuery) -> Result<Page<TicketRow>, StorageError> {
     let mut b = eoms_store::sql::Builder::new(eoms_store::sql::Dialect::Sqlite);
-    let filter = b.ticket_filter(q);
+    let mut sel = b.ticket_select(q);
     let mut args = sql_params(b);
-    let total: i64 = if q.count_total {
-        c.query_row(&format!("SELECT COUNT(*) FROM tickets t WHERE {filter}"), params_from_iter(args.iter()), |r| {
-            r.get(0)
-        })
-        .map_err(err)?
-    } else {
-        0
+    let (total, total_exact) = match (&sel.count_filter, q.count_total, q.count_limit) {
+        // A keyword under a limit: its hits (at most limit + 1) are read once and give both the
+        // count and the page's candidates, rather than being looked up again for the page.
+        (Some(_), true, Some(limit)) => {
+            let ids = c
+                .prepare_cached(&format!("{}SELECT id FROM hits", sel.with))
+                .map_err(err)?
+                .query_map(params_from_iter(args.iter()), |r| r.get::<_, i64>(0))
+                .map_err(err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            let candidates = &ids[..ids.len().min(usize::try_from(limit).unwrap_or(usize::MAX))];
+            args.push(Sql::Text(serde_json::to_string(candidates).map_err(corrupt)?));
+            sel = eoms_store::sql::TicketSelect {
+                with: String::new(),
+                filter: format!("t.id IN (SELECT value FROM json_each(?{}))", args.len()),
+                count_filter: None,
+            };
+            eoms_store::sql::bounded_total(ids.len() as i64, q.count_limit)
+        }
+        (_, true, _) => {
+            let sql = sel.count_statement(q.count_limit);
+            let counted: i64 = c
+                .prepare_cached(&sql)
+                .map_err(err)?
+                .query_row(params_from_iter(args.iter()), |r| r.get(0))
+                .map_err(err)?;
+            eoms_store::sql::bounded_total(counted, q.count_limit)
+        }
+        (_, false, _) => (0, true),
     };
     let dir = if q.descending { "DESC" } else { "ASC" };
     args.push(Sql::Integer(i64::from(q.page.limit)));
     let lim = args.len();
     args.push(Sql::Integer(q.page.offset as i64));
     let off = args.len();
-    let sql = format!(
-        "SELECT {TICKET_COLS} FROM tickets t WHERE {filter} ORDER BY t.{} {dir}, t.id {dir} LIMIT ?{lim} OFFSET ?{off}",
-        q.sort.column()
-    );
+    let sql = sel.page_statement(TICKET_COLS, q.sort.column(), dir, &format!("?{lim}"), &format!("?{off}"));
     let items = c
         .prepare(&sql)
         .map_err(err)?
@@ -176,7 +196,7 @@ pub(crate) fn query(c: &Connection, q: &TicketQuery) -> Result<Page<TicketRow>, 
         .map_err(err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
-    Ok(Page { items, total: total as u64 })
+    Ok(Page { items, total, total_exact })
 }
 
 const OUTBOX_COLS: &str =
@@ -367,7 +387,7 @@ pub(crate) fn outbox_by_status(
         .collect::<Result<_, _>>()
         .map_err(err)?;
     let items = ids.into_iter().map(|id| outbox_row(c, id)).collect::<Result<_, _>>()?;
-    Ok(Page { items, total: total as u64 })
+    Ok(Page::exact(items, total as u64))
 }
 
 pub(crate) fn kpis(

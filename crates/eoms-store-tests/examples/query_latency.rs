@@ -1,7 +1,10 @@
 //! To-do, ticket-query and keyword latency on a database filled by `eoms demo-data`.
 //! Figures in docs/BENCHMARKS.md.
 //!
-//! cargo run --release -p eoms-store-tests --example query_latency -- sqlite://data/eoms.db 2000
+//! cargo run --release -p eoms-store-tests --example query_latency -- sqlite://data/eoms.db 2000 [LIMIT|exact]
+//!
+//! LIMIT is the count limit of the ticket queries (the server's `query_count_limit`, 1000 by
+//! default); `exact` counts every match, as `exact_total=true` asks.
 
 use eoms_domain::ids::{OrgUnitId, UserId};
 use eoms_store::{PageReq, Scope, Store, TicketQuery, TodoQuery};
@@ -34,7 +37,7 @@ async fn measure<S: Store>(s: &S, name: &str, n: usize, mut q: impl FnMut(usize)
     );
 }
 
-async fn run<S: Store>(s: S, n: usize) {
+async fn run<S: Store>(s: S, n: usize, limit: Option<u64>) {
     let users: Vec<&str> =
         vec!["jn_dispatcher", "qd_wy", "gz_wh", "sd_css", "hq_dispatcher", "sd_dispatcher", "sz_wy5g"];
     let mut lat = Vec::new();
@@ -47,7 +50,7 @@ async fn run<S: Store>(s: S, n: usize) {
     }
     lat.sort();
     println!("{:<40} p50={:>7.2}ms p99={:>7.2}ms", "to-do (first page)", pct(&lat, 0.5), pct(&lat, 0.99));
-    let base = |scope| TicketQuery::new(scope);
+    let base = |scope| TicketQuery { count_limit: limit, ..TicketQuery::new(scope) };
     measure(&s, "query: all, first page", n, |_| base(Scope::All)).await;
     measure(&s, "query: province scope + open", n, |i| {
         let mut q = base(Scope::Subtree(vec![OrgUnitId::new(if i % 2 == 0 { "sd" } else { "gd" })]));
@@ -88,9 +91,15 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let url = args.next().unwrap_or_else(|| "sqlite://data/eoms.db".into());
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let limit = match args.next().as_deref() {
+        Some("exact") => None,
+        Some(l) => Some(l.parse().expect("LIMIT: a number or `exact`")),
+        None => Some(1000),
+    };
+    println!("count limit: {}", limit.map_or("exact".to_string(), |l: u64| l.to_string()));
     if let Some(path) = url.strip_prefix("sqlite://") {
-        run(eoms_store_sqlite::SqliteStore::open(path).unwrap(), n).await;
+        run(eoms_store_sqlite::SqliteStore::open(path).unwrap(), n, limit).await;
     } else {
-        run(eoms_store_postgres::PgStore::connect(&url, None, 4).await.unwrap(), n).await;
+        run(eoms_store_postgres::PgStore::connect(&url, None, 4).await.unwrap(), n, limit).await;
     }
 }

@@ -325,6 +325,36 @@ pub async fn ticket_query_conditions_scope_and_paging<S: Store>(s: &S) {
         (4, vec![303, 302]),
         "newest first, second page of 2"
     );
+    // A bounded count: past the bound the total is the bound and says so; the page is unchanged.
+    let bounded = TicketQuery { count_limit: Some(2), ..paged.clone() };
+    let b = s.query(&bounded).await.unwrap();
+    assert_eq!((b.total, b.total_exact, b.items), (2, false, p.items.clone()), "4 match, counting stops past 2");
+    let b = s.query(&TicketQuery { count_limit: Some(4), ..paged.clone() }).await.unwrap();
+    assert_eq!((b.total, b.total_exact), (4, true), "exactly at the bound is exact");
+    let b = s
+        .query(&TicketQuery { count_limit: Some(1), process: Some("customer_complaint".into()), ..paged.clone() })
+        .await
+        .unwrap();
+    assert_eq!((b.total, b.total_exact), (1, true), "one match under a bound of one");
+    assert!(p.total_exact, "no bound: exact");
+    // A keyword under a bound covers the newest matches (by id, the filing order) that meet the
+    // other conditions, sorted as asked, and says when there are more.
+    let kw = |k: &str, limit: u64, scope: Scope| TicketQuery {
+        keyword: Some(k.into()),
+        count_limit: Some(limit),
+        ..TicketQuery::new(scope)
+    };
+    let page = |p: &Page<TicketRow>| (p.total, p.total_exact, p.items.iter().map(|r| r.id.0).collect::<Vec<_>>());
+    let three = kw("通话质量差", 2, Scope::All);
+    assert_eq!(page(&s.query(&three).await.unwrap()), (2, false, vec![303, 302]), "3 match, the newest 2");
+    let three = TicketQuery { count_limit: Some(3), ..three };
+    assert_eq!(page(&s.query(&three).await.unwrap()), (3, true, vec![303, 302, 301]));
+    let by_sheet = TicketQuery { sort: SortBy::SheetNo, descending: false, ..three.clone() };
+    assert_eq!(page(&s.query(&by_sheet).await.unwrap()).2, vec![301, 302, 303], "sorted as asked");
+    let sd = kw("区", 1, Scope::Subtree(vec![OrgUnitId::new("sd")]));
+    assert_eq!(page(&s.query(&sd).await.unwrap()), (1, false, vec![302]), "short keyword, scope applied first");
+    let none = kw("通话质量差", 5, Scope::Subtree(vec![OrgUnitId::new("gd")]));
+    assert_eq!(page(&s.query(&none).await.unwrap()), (1, true, vec![303]));
     paged.descending = false;
     paged.sort = SortBy::SheetNo;
     let p = s.query(&paged).await.unwrap();
@@ -733,7 +763,7 @@ pub async fn sessions_and_tokens_are_listed_touched_and_revoked<S: Store>(s: &S)
 }
 
 pub async fn the_audit_log_pages_newest_first<S: Store>(s: &S) {
-    assert_eq!(s.audit_log(&PageReq::default()).await.unwrap(), Page { items: vec![], total: 0 });
+    assert_eq!(s.audit_log(&PageReq::default()).await.unwrap(), Page::exact(vec![], 0));
     let mut entries = Vec::new();
     for i in 0..5i64 {
         let mut e = AuditEntry {
@@ -751,7 +781,7 @@ pub async fn the_audit_log_pages_newest_first<S: Store>(s: &S) {
     let newest: Vec<AuditEntry> = entries.iter().rev().cloned().collect();
     for (offset, items) in [(0, &newest[..2]), (2, &newest[2..4]), (4, &newest[4..]), (6, &[])] {
         let page = s.audit_log(&PageReq { limit: 2, offset }).await.unwrap();
-        assert_eq!(page, Page { items: items.to_vec(), total: 5 }, "page at {offset}, detail intact");
+        assert_eq!(page, Page::exact(items.to_vec(), 5), "page at {offset}, detail intact");
     }
 }
 

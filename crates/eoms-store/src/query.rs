@@ -35,6 +35,15 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Counted after the scope filter.
     pub total: u64,
+    /// False when counting stopped at the query's `count_limit`: there are more than `total`.
+    pub total_exact: bool,
+}
+
+impl<T> Page<T> {
+    /// A page whose total was counted in full.
+    pub fn exact(items: Vec<T>, total: u64) -> Page<T> {
+        Page { items, total, total_exact: true }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +134,9 @@ pub struct TicketQuery {
     pub page: PageReq,
     /// Count the total (false: `total` is 0; a long export pages without counting each time).
     pub count_total: bool,
+    /// Stop counting past this many tickets (the page then says "more than N"): a broad query
+    /// over years of history costs a page, not a walk of everything it matches. None: exact.
+    pub count_limit: Option<u64>,
     /// Keyset paging for walking a whole result (exports): only tickets created before this
     /// (created_at, id), newest first. Stable while new tickets arrive; no offset to skip.
     pub created_before: Option<(Timestamp, TicketId)>,
@@ -290,6 +302,7 @@ impl TicketQuery {
             descending: true,
             page: PageReq::default(),
             count_total: true,
+            count_limit: None,
             created_before: None,
             kpi: None,
             actor_org: None,

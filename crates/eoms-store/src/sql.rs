@@ -49,6 +49,43 @@ impl Builder {
 
     /// The conditions of `q` on table alias `t` (tickets).
     pub fn ticket_filter(&mut self, q: &TicketQuery) -> String {
+        self.conditions(q, true)
+    }
+
+    /// The ticket query as a statement prefix (a `WITH` clause, or nothing) and a condition on
+    /// `t`. A keyword under a count limit reads the keyword index newest first (by ticket id,
+    /// which follows filing order) and stops after `count_limit + 1` tickets that meet every
+    /// other condition: a common word costs the first hits, not all of them. Those hits are then
+    /// sorted and paged as asked; past the limit the query covers the newest `count_limit`
+    /// matches and says so (`total_exact` false). Without a limit (exports, statistics) the
+    /// keyword matches in full.
+    pub fn ticket_select(&mut self, q: &TicketQuery) -> TicketSelect {
+        let keyword = q.keyword.as_deref().map(str::trim).filter(|k| !k.is_empty());
+        let (Some(k), Some(limit)) = (keyword, q.count_limit) else {
+            return TicketSelect { with: String::new(), filter: self.ticket_filter(q), count_filter: None };
+        };
+        let rest = self.conditions(q, false);
+        let (id, hit) = self.keyword_hit(k);
+        // The tickets are joined only for the other conditions (CROSS JOIN: SQLite keeps the
+        // keyword index as the outer loop, read in the order asked).
+        let from = if rest == self.truth(true) {
+            format!("ticket_fts f WHERE {hit}")
+        } else {
+            format!("ticket_fts f CROSS JOIN tickets t WHERE t.id = {id} AND {hit} AND {rest}")
+        };
+        // One hit more than the limit is read, to tell "more than the limit"; the page is chosen
+        // from the first `limit`.
+        TicketSelect {
+            with: format!(
+                "WITH hits(id) AS (SELECT {id} FROM {from} ORDER BY {id} DESC LIMIT {}) ",
+                limit.saturating_add(1)
+            ),
+            filter: format!("t.id IN (SELECT id FROM hits ORDER BY id DESC LIMIT {limit})"),
+            count_filter: Some("t.id IN (SELECT id FROM hits)".into()),
+        }
+    }
+
+    fn conditions(&mut self, q: &TicketQuery, with_keyword: bool) -> String {
         let mut conds: Vec<String> = Vec::new();
         let own = |b: &mut Builder, u: &eoms_domain::ids::UserId| {
             let p = b.bind(Param::Text(u.to_string()));
@@ -126,7 +163,7 @@ impl Builder {
             let p = self.time(now);
             conds.push(format!("t.closed_at IS NULL AND t.deadline < {p}"));
         }
-        if let Some(k) = q.keyword.as_ref().map(|k| k.trim()).filter(|k| !k.is_empty()) {
+        if let Some(k) = q.keyword.as_ref().map(|k| k.trim()).filter(|k| !k.is_empty() && with_keyword) {
             conds.push(self.keyword(k));
         }
         if let Some(f) = q.kpi {
@@ -150,23 +187,78 @@ impl Builder {
         }
     }
 
-    fn keyword(&mut self, k: &str) -> String {
+    /// The keyword index's ticket id column and the condition of a hit, on alias `f`: the
+    /// trigram index for 3+ characters (the phrase quoted, so FTS syntax in user input is
+    /// inert), a scan of the same table with LIKE for shorter ones; pg_trgm in PostgreSQL.
+    fn keyword_hit(&mut self, k: &str) -> (&'static str, String) {
         let escaped = k.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         match self.dialect {
-            // The trigram index; the phrase is quoted so that FTS syntax in user input is inert.
             Dialect::Sqlite if k.chars().count() >= 3 => {
                 let p = self.bind(Param::Text(format!("\"{}\"", k.replace('"', "\"\""))));
-                format!("t.id IN (SELECT rowid FROM ticket_fts WHERE ticket_fts MATCH {p})")
+                ("f.rowid", format!("f.ticket_fts MATCH {p}"))
             }
             Dialect::Sqlite => {
                 let p = self.bind(Param::Text(format!("%{escaped}%")));
-                format!("t.id IN (SELECT rowid FROM ticket_fts WHERE keywords LIKE {p} ESCAPE '\\')")
+                ("f.rowid", format!("f.keywords LIKE {p} ESCAPE '\\'"))
             }
             Dialect::Postgres => {
                 let p = self.bind(Param::Text(format!("%{escaped}%")));
-                format!("t.id IN (SELECT ticket_id FROM ticket_fts WHERE keywords LIKE {p})")
+                ("f.ticket_id", format!("f.keywords LIKE {p}"))
             }
         }
+    }
+
+    /// The keyword in full: every ticket whose text contains it.
+    fn keyword(&mut self, k: &str) -> String {
+        let (id, hit) = self.keyword_hit(k);
+        format!("t.id IN (SELECT {id} FROM ticket_fts f WHERE {hit})")
+    }
+}
+
+/// A ticket query's statement prefix and condition (see [`Builder::ticket_select`]).
+pub struct TicketSelect {
+    pub with: String,
+    /// The condition of the tickets a page is chosen from.
+    pub filter: String,
+    /// The condition the count runs on, when it is not `filter`.
+    pub count_filter: Option<String>,
+}
+
+impl TicketSelect {
+    /// One page: the ids are chosen first, reading only what the conditions and the order need,
+    /// and only the page's rows are read in full (a sort over many candidates, as a keyword's
+    /// hits give, then carries two columns, not twenty).
+    pub fn page_statement(&self, cols: &str, sort: &str, dir: &str, limit: &str, offset: &str) -> String {
+        let TicketSelect { with, filter, .. } = self;
+        format!(
+            "{with}SELECT {cols} FROM tickets t WHERE t.id IN (SELECT t.id FROM tickets t WHERE {filter} \
+             ORDER BY t.{sort} {dir}, t.id {dir} LIMIT {limit} OFFSET {offset}) ORDER BY t.{sort} {dir}, t.id {dir}"
+        )
+    }
+
+    /// The count: in full, or of at most `limit + 1` rows (one more than the limit tells "more
+    /// than `limit`" from "exactly `limit`"); the same text in both dialects.
+    pub fn count_statement(&self, limit: Option<u64>) -> String {
+        let with = &self.with;
+        let filter = self.count_filter.as_ref().unwrap_or(&self.filter);
+        match limit {
+            None => format!("{with}SELECT COUNT(*) FROM tickets t WHERE {filter}"),
+            Some(n) => {
+                format!(
+                    "{with}SELECT COUNT(*) FROM (SELECT 1 FROM tickets t WHERE {filter} LIMIT {}) c",
+                    n.saturating_add(1)
+                )
+            }
+        }
+    }
+}
+
+/// The total a page reports for `counted` rows under `limit`, and whether it is exact.
+pub fn bounded_total(counted: i64, limit: Option<u64>) -> (u64, bool) {
+    let counted = counted.max(0) as u64;
+    match limit {
+        Some(n) if counted > n => (n, false),
+        _ => (counted, true),
     }
 }
 

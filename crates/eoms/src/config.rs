@@ -92,6 +92,10 @@ repeat_window_days = 30
 # What makes an earlier complaint match, for repeat complaints: "msisdn" (the same subscriber) or
 # "msisdn_category" (the same subscriber, about the same first-level category).
 repeat_key = "msisdn"
+# The ticket query counts matching tickets up to this many, then shows "more than N" (the
+# console offers the exact count on request): a broad query over years of history then costs a
+# page, not a walk of everything it matches.
+query_count_limit = 1000
 
 # Subscribers per region (org unit id = count), for complaints per 10,000 subscribers (万投比).
 # Empty by default: that figure is then not computed.

@@ -479,7 +479,13 @@ pub async fn audit_log(
     c.require(Permission::AdministerUsers)?;
     let pg = page(p.limit, p.offset)?;
     let r = app.store.audit_log(&pg).await?;
-    Ok(axum::Json(PageView { items: r.items, total: r.total, limit: pg.limit, offset: pg.offset }))
+    Ok(axum::Json(PageView {
+        items: r.items,
+        total: r.total,
+        total_exact: r.total_exact,
+        limit: pg.limit,
+        offset: pg.offset,
+    }))
 }
 
 #[derive(Deserialize, Serialize, JsonSchema, Default)]
@@ -538,6 +544,7 @@ pub async fn outbox(
             })
             .collect(),
         total: r.total,
+        total_exact: r.total_exact,
         limit: pg.limit,
         offset: pg.offset,
     }))

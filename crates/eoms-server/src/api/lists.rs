@@ -79,6 +79,7 @@ pub async fn done(
     Ok(axum::Json(PageView {
         items: r.items.into_iter().map(|x| ticket_row(x, now)).collect(),
         total: r.total,
+        total_exact: r.total_exact,
         limit: pg.limit,
         offset: pg.offset,
     }))
@@ -128,6 +129,7 @@ pub async fn notifications(
     Ok(axum::Json(PageView {
         items: r.items.into_iter().map(|n| notification_view(n, lang)).collect(),
         total: r.total,
+        total_exact: r.total_exact,
         limit: pg.limit,
         offset: pg.offset,
     }))

@@ -234,6 +234,9 @@ pub struct QueryParams {
     pub order: Option<String>,
     pub limit: Option<u32>,
     pub offset: Option<u64>,
+    /// Count every matching ticket: by default counting stops past the server's
+    /// `query_count_limit` (1,000) and the page says `total_exact: false`.
+    pub exact_total: Option<bool>,
 }
 
 fn time_param(name: &str, v: &Option<String>, end_of_day: bool) -> ApiResult<Option<Timestamp>> {
@@ -327,11 +330,15 @@ pub async fn query(
 ) -> ApiResult<axum::Json<PageView<TicketRowView>>> {
     c.require(Permission::Query)?;
     let now = app.clock.now();
-    let q = build_query(&c, &p, now)?;
+    let mut q = build_query(&c, &p, now)?;
+    if p.exact_total != Some(true) {
+        q.count_limit = Some(app.cfg.query_count_limit);
+    }
     let r = app.store.query(&q).await?;
     Ok(axum::Json(PageView {
         items: r.items.into_iter().map(|x| ticket_row(x, now)).collect(),
         total: r.total,
+        total_exact: r.total_exact,
         limit: q.page.limit,
         offset: q.page.offset,
     }))

@@ -338,16 +338,24 @@ pub fn layout(p: &Page, title: &str, active: &str, body: Markup) -> Markup {
 
 /// A list's pager: previous / next by offset, keeping the other parameters.
 pub fn pager(lang: Lang, base: &str, offset: u64, limit: u32, total: u64) -> Markup {
+    let shown = (total.saturating_sub(offset)).min(u64::from(limit)) as usize;
+    pager_bounded(lang, base, offset, limit, total, true, shown)
+}
+
+/// A pager for a list whose count may have stopped at a bound (`exact` false: more than
+/// `total`); past the bound, "next" is offered while pages come back full.
+pub fn pager_bounded(lang: Lang, base: &str, offset: u64, limit: u32, total: u64, exact: bool, shown: usize) -> Markup {
     let sep = if base.contains('?') { '&' } else { '?' };
     let prev = offset.saturating_sub(u64::from(limit));
     let next = offset + u64::from(limit);
-    let from = if total == 0 { 0 } else { offset + 1 };
-    let to = (offset + u64::from(limit)).min(total);
+    let from = if shown == 0 { 0 } else { offset + 1 };
+    let to = offset + shown as u64;
+    let more = if exact { next < total } else { shown as u64 == u64::from(limit) };
     html! {
         nav.pager aria-label=(tr(lang, "分页", "Pages")) {
-            span { (from) "–" (to) " / " (total) }
+            span { (from) "–" (to) " / " (total) @if !exact { "+" } }
             @if offset > 0 { a href={(base) (sep) "offset=" (prev)} { (tr(lang, "上一页", "Previous")) } }
-            @if next < total { a href={(base) (sep) "offset=" (next)} { (tr(lang, "下一页", "Next")) } }
+            @if more { a href={(base) (sep) "offset=" (next)} { (tr(lang, "下一页", "Next")) } }
         }
     }
 }

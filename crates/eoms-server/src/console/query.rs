@@ -2,7 +2,7 @@
 //! Excel or CSV, and saved queries (per user).
 
 use super::lists::{offset_of, ticket_table};
-use super::{Fail, Page, PageResult, enc, layout, pager, see, send, status_name, unit_name};
+use super::{Fail, Page, PageResult, enc, layout, see, send, status_name, unit_name};
 use crate::App;
 use crate::api::Query as ApiQuery;
 use crate::api::tickets::QueryParams;
@@ -90,6 +90,7 @@ fn params(q: &Pairs) -> Result<QueryParams, Fail> {
         department: opt(q, "department"),
         limit: Some(50),
         offset: offset_of(&opt(q, "offset"))?,
+        exact_total: (get(q, "exact_total") == "1").then_some(true),
     })
 }
 
@@ -243,7 +244,12 @@ pub async fn page(State(app): State<Arc<App>>, p: Page, Query(q): Query<Pairs>) 
     } else {
         (None, None)
     };
-    let base = format!("/query?run=1&{qs}");
+    let exact = get(&q, "exact_total") == "1";
+    let with_qs = |extra: &str| {
+        ["/query?run=1", qs.as_str(), extra].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("&")
+    };
+    let base = with_qs(if exact { "exact_total=1" } else { "" });
+    let exact_href = with_qs("exact_total=1");
     let body = html! {
         h1 { (p.t("工单查询", "Ticket query")) " " (super::help::link(&p, super::help::QUERY)) }
         @if !saved.is_empty() {
@@ -264,7 +270,14 @@ pub async fn page(State(app): State<Arc<App>>, p: Page, Query(q): Query<Pairs>) 
         (form_markup(&p, &q, error.as_ref()))
         @if let Some(v) = &results {
             div.toolbar {
-                span { (p.t("共 ", "")) strong #result-total { (v.total) } (p.t(" 张工单", " tickets")) }
+                @if v.total_exact {
+                    span { (p.t("共 ", "")) strong #result-total { (v.total) } (p.t(" 张工单", " tickets")) }
+                } @else {
+                    span {
+                        (p.t("超过 ", "More than ")) strong #result-total { (v.total) } (p.t(" 张工单", " tickets")) " "
+                        a #count-exactly href=(exact_href) { (p.t("精确计数", "Count exactly")) }
+                    }
+                }
                 @if p.can(Permission::Export) {
                     a.button.small href={"/api/v1/tickets/export?format=xlsx&" (qs)} { (p.t("导出 Excel", "Export Excel")) }
                     a.button.small href={"/api/v1/tickets/export?format=csv&" (qs)} { (p.t("导出 CSV", "Export CSV")) }
@@ -281,7 +294,7 @@ pub async fn page(State(app): State<Arc<App>>, p: Page, Query(q): Query<Pairs>) 
                 }
             }
             (ticket_table(&p, &v.items))
-            (pager(p.lang, &base, v.offset, v.limit, v.total))
+            (super::pager_bounded(p.lang, &base, v.offset, v.limit, v.total, v.total_exact, v.items.len()))
         }
     };
     Ok(send(status, layout(&p, p.t("查询", "Query"), "query", body)))
