@@ -376,6 +376,47 @@ pub async fn ticket_query_conditions_scope_and_paging<S: Store>(s: &S) {
     let _ = (jn, cust);
 }
 
+/// Keywords written by many actions committed together (one group commit) are each found, and a
+/// refused write in the same batch leaves none of its words behind.
+pub async fn keywords_of_concurrent_writes_are_all_found<S: Store>(s: Arc<S>) {
+    let write = |id: u64, sheet: u64, title: String| {
+        let w = World { def: mobile(), org: org() };
+        let f = mobile_form("sd.jn", &format!("1390000{:04}", id % 10_000), &title);
+        let new = NewTicket { id: TicketId(id), sheet_no: format!("TS20260302{sheet:08}").into(), form: form(f) };
+        let d = create(w, &UserId::new("sd_css_system"), &new, t0()).unwrap();
+        TicketWrite::from_decision(None, d, org(), None).unwrap()
+    };
+    let mut handles = Vec::new();
+    for i in 0..24u64 {
+        let s = s.clone();
+        let w = write(600 + i, 600 + i, format!("编号{i:03}基站故障"));
+        handles.push(tokio::spawn(async move { s.commit(w).await }));
+    }
+    // Same sheet no. as ticket 600: refused, whichever of the two comes first in the batch.
+    let dup = write(650, 600, "重号工单不应被找到".into());
+    let dup = tokio::spawn({
+        let s = s.clone();
+        async move { s.commit(dup).await }
+    });
+    let mut written = 0;
+    for h in handles.into_iter().chain(std::iter::once(dup)) {
+        match h.await.unwrap() {
+            Ok(Committed::Written { .. }) => written += 1,
+            Err(StorageError::Duplicate { .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(written, 24, "one of the two writes of sheet 600 is refused");
+    let refused = if s.ticket(TicketId(650)).await.unwrap().is_some() { 600 } else { 650 };
+    for i in 0..24u64 {
+        let q = TicketQuery { keyword: Some(format!("编号{i:03}基站")), ..TicketQuery::new(Scope::All) };
+        let want: Vec<u64> = if 600 + i == refused { vec![] } else { vec![600 + i] };
+        assert_eq!(ids(&*s, &q).await.1, want, "keyword of ticket {}", 600 + i);
+    }
+    let q = TicketQuery { keyword: Some("重号工单不应被找到".into()), ..TicketQuery::new(Scope::All) };
+    assert_eq!(ids(&*s, &q).await.1, if refused == 650 { vec![] } else { vec![650] });
+}
+
 pub async fn concurrent_writers_on_one_ticket_exactly_one_wins<S: Store>(s: Arc<S>) {
     let l =
         Live::create(&*s, mobile(), "sd_css_system", 401, mobile_form("sd.jn", "13812340006", "并发接单"), t0()).await;
@@ -1360,6 +1401,12 @@ macro_rules! conformance {
         async fn concurrent_claims_never_hand_out_a_row_twice() {
             if let Some(s) = $make.await {
                 $crate::concurrent_claims_never_hand_out_a_row_twice(std::sync::Arc::new(s)).await;
+            }
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn keywords_of_concurrent_writes_are_all_found() {
+            if let Some(s) = $make.await {
+                $crate::keywords_of_concurrent_writes_are_all_found(std::sync::Arc::new(s)).await;
             }
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
