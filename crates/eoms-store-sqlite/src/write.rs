@@ -39,7 +39,7 @@ fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 pub(crate) fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>, stats: &Stats) {
     use std::sync::atomic::Ordering::Relaxed;
     // Idle — nothing changed for IDLE; the delivery loops' empty claims do not count — the writer
-    // hands its page cache back (up to 128 MB after a busy spell), and the next write reads its
+    // hands its page cache back (up to 64 MB after a busy spell), and the next write reads its
     // pages again from the operating system's cache.
     let mut changes = conn.total_changes();
     let mut quiet_since = std::time::Instant::now();
