@@ -208,9 +208,7 @@ async fn add_kpi_deltas(c: &impl GenericClient, deltas: &[Delta]) -> Result<(), 
     if deltas.is_empty() {
         return Ok(());
     }
-    // The statement's text is the cache's key: built once, not on every action.
-    static UPSERT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let st = c.prepare_cached(UPSERT.get_or_init(|| upsert_sql(Dialect::Postgres))).await.map_err(err)?;
+    let st = c.prepare_cached(upsert_sql(Dialect::Postgres)).await.map_err(err)?;
     for d in deltas {
         let main = i16::from(d.main);
         let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 9] =

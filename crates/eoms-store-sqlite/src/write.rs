@@ -459,10 +459,7 @@ pub(crate) fn add_kpi_deltas(c: &Connection, deltas: &[Delta]) -> Result<(), Sto
     if deltas.is_empty() {
         return Ok(());
     }
-    // The statement's text is the cache's key: built once, not on every action.
-    static UPSERT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let sql = UPSERT.get_or_init(|| upsert_sql(eoms_store::sql::Dialect::Sqlite));
-    let mut st = c.prepare_cached(sql).map_err(err)?;
+    let mut st = c.prepare_cached(upsert_sql(eoms_store::sql::Dialect::Sqlite)).map_err(err)?;
     for d in deltas {
         let keys: [&dyn rusqlite::ToSql; 9] =
             [&d.day, &d.region, &i64::from(d.main), &d.province, &d.city, &d.category, &d.source, &d.process, &d.span];

@@ -315,7 +315,17 @@ pub fn stored_facts_columns(dialect: Dialect) -> String {
 
 /// The statement adding a [`Delta`] to its row; parameters in [`Delta`]'s field order (main as
 /// 0/1), then the counts.
-pub fn upsert_sql(dialect: Dialect) -> String {
+pub fn upsert_sql(dialect: Dialect) -> &'static str {
+    // The text is the statement cache's key on every action that changes a KPI: built once.
+    static SQLITE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    match dialect {
+        Dialect::Sqlite => SQLITE.get_or_init(|| build_upsert_sql(dialect)),
+        Dialect::Postgres => POSTGRES.get_or_init(|| build_upsert_sql(dialect)),
+    }
+}
+
+fn build_upsert_sql(dialect: Dialect) -> String {
     let cols = COUNT_COLUMNS.join(", ");
     let n = 9 + COUNTS;
     let ph: Vec<String> = (1..=n)

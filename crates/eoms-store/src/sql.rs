@@ -49,7 +49,12 @@ impl Builder {
 
     /// The conditions of `q` on table alias `t` (tickets).
     pub fn ticket_filter(&mut self, q: &TicketQuery) -> String {
-        self.conditions(q, true)
+        let conds = self.conditions(q, true);
+        self.all_of(conds)
+    }
+
+    fn all_of(&self, conds: Vec<String>) -> String {
+        if conds.is_empty() { self.truth(true).into() } else { conds.join(" AND ") }
     }
 
     /// The ticket query as a statement prefix (a `WITH` clause, or nothing) and a condition on
@@ -68,10 +73,10 @@ impl Builder {
         let (id, hit) = self.keyword_hit(k);
         // The tickets are joined only for the other conditions (CROSS JOIN: SQLite keeps the
         // keyword index as the outer loop, read in the order asked).
-        let from = if rest == self.truth(true) {
+        let from = if rest.is_empty() {
             format!("ticket_fts f WHERE {hit}")
         } else {
-            format!("ticket_fts f CROSS JOIN tickets t WHERE t.id = {id} AND {hit} AND {rest}")
+            format!("ticket_fts f CROSS JOIN tickets t WHERE t.id = {id} AND {hit} AND {}", rest.join(" AND "))
         };
         // One hit more than the limit is read, to tell "more than the limit"; the page is chosen
         // from the first `limit`.
@@ -85,7 +90,8 @@ impl Builder {
         }
     }
 
-    fn conditions(&mut self, q: &TicketQuery, with_keyword: bool) -> String {
+    /// The conditions of `q` on `t`, each to be ANDed (none: every ticket).
+    fn conditions(&mut self, q: &TicketQuery, with_keyword: bool) -> Vec<String> {
         let mut conds: Vec<String> = Vec::new();
         let own = |b: &mut Builder, u: &eoms_domain::ids::UserId| {
             let p = b.bind(Param::Text(u.to_string()));
@@ -176,7 +182,7 @@ impl Builder {
                  WHERE a.ticket_id = t.id AND a.relation = 'actor' AND u.org = {p})"
             ));
         }
-        if conds.is_empty() { self.truth(true).into() } else { conds.join(" AND ") }
+        conds
     }
 
     /// A time parameter: milliseconds in SQLite, timestamptz in PostgreSQL.
