@@ -34,6 +34,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (12, "kpi_daily", include_str!("../migrations/0012_kpi_daily.sql")),
     (13, "todo_indexes", include_str!("../migrations/0013_todo_indexes.sql")),
     (14, "outbox_heads", include_str!("../migrations/0014_outbox_heads.sql")),
+    (15, "keywords_hash", include_str!("../migrations/0015_keywords_hash.sql")),
 ];
 
 pub struct PgStore {
@@ -262,6 +263,77 @@ async fn fill_kpi_daily(c: &impl GenericClient) -> Result<(), StorageError> {
     add_kpi_deltas(c, &totals.into_deltas()).await
 }
 
+/// The ticket's data-scope relations and full-text entry, where they changed (`changed`: relations,
+/// keywords; `None` for a new ticket). Relations are diffed against the rows there — an action
+/// usually changes one or two of a dozen — so a write makes a few round trips, not one per row.
+/// Actors only accumulate; the other relations follow the ticket's current state.
+async fn write_relations(
+    c: &impl GenericClient,
+    id: i64,
+    s: &Summary,
+    changed: Option<(bool, bool)>,
+) -> Result<(), StorageError> {
+    let (relations, keywords) = changed.unwrap_or((true, true));
+    let ins_user = c
+        .prepare_cached(
+            "INSERT INTO ticket_users (user_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(err)?;
+    if relations {
+        let old = async |sql: &str| -> Result<Vec<(String, String)>, StorageError> {
+            if changed.is_none() {
+                return Ok(Vec::new());
+            }
+            let rows = c.query(sql, &[&id]).await.map_err(err)?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        };
+        let orgs = old("SELECT relation, org_id FROM ticket_orgs WHERE ticket_id = $1").await?;
+        let (gone, added) = relation_changes(&orgs, &s.orgs);
+        for (rel, o) in gone {
+            c.execute("DELETE FROM ticket_orgs WHERE org_id = $1 AND relation = $2 AND ticket_id = $3", &[o, rel, &id])
+                .await
+                .map_err(err)?;
+        }
+        let ins_org = c
+            .prepare_cached(
+                "INSERT INTO ticket_orgs (org_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(err)?;
+        for (rel, o) in added {
+            c.execute(&ins_org, &[&o.as_str(), rel, &id]).await.map_err(err)?;
+        }
+        let users =
+            old("SELECT relation, user_id FROM ticket_users WHERE ticket_id = $1 AND relation <> 'actor'").await?;
+        let state_users: Vec<(&'static str, UserId)> = s.state_users().cloned().collect();
+        let (gone, added) = relation_changes(&users, &state_users);
+        for (rel, u) in gone {
+            c.execute(
+                "DELETE FROM ticket_users WHERE user_id = $1 AND relation = $2 AND ticket_id = $3",
+                &[u, rel, &id],
+            )
+            .await
+            .map_err(err)?;
+        }
+        for (rel, u) in added {
+            c.execute(&ins_user, &[&u.as_str(), rel, &id]).await.map_err(err)?;
+        }
+    }
+    for (rel, u) in s.actors() {
+        c.execute(&ins_user, &[&u.as_str(), rel, &id]).await.map_err(err)?;
+    }
+    if keywords {
+        c.execute(
+            "INSERT INTO ticket_fts (ticket_id, keywords) VALUES ($1, $2) ON CONFLICT (ticket_id) DO UPDATE SET keywords = excluded.keywords",
+            &[&id, &s.keywords],
+        )
+        .await
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
 async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed, StorageError> {
     if let Some(idem) = &w.idempotency
         && let Some(r) =
@@ -276,20 +348,23 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
     let province = s.province.as_ref().map(|o| o.to_string());
     let city = s.city.as_ref().map(|o| o.to_string());
     let seq = t.seq as i32;
-    let aux_hash = s.aux_hash();
-    let (first_event, aux_changed, kpi_old, kpi_new): (i32, bool, Option<Contribution>, Contribution) = match w
+    let (rel_hash, kw_hash) = (s.relations_hash(), s.keywords_hash());
+    // What changed since the last write: (data-scope relations, keywords); `None` for a new ticket.
+    type Changed = Option<(bool, bool)>;
+    let (first_event, changed, kpi_old, kpi_new): (i32, Changed, Option<Contribution>, Contribution) = match w
         .expected_seq
     {
         Some(expected) => {
             let row = c
                 .query_opt(
-                    "SELECT seq, event_count, aux_hash, kpi, repeat_count FROM tickets WHERE id = $1 FOR UPDATE",
+                    "SELECT seq, event_count, aux_hash, kpi, repeat_count, keywords_hash FROM tickets WHERE id = $1 FOR UPDATE",
                     &[&id],
                 )
                 .await
                 .map_err(err)?
                 .ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
-            let (actual, events, old_hash): (i32, i32, i64) = (row.get(0), row.get(1), row.get(2));
+            let (actual, events, old_rel, old_kw): (i32, i32, i64, i64) =
+                (row.get(0), row.get(1), row.get(2), row.get(5));
             let (old_kpi, repeat_count): (Option<String>, i32) = (row.get(3), row.get(4));
             if actual as u32 != expected {
                 return Err(StorageError::Conflict { ticket: t.id.0, expected, actual: actual as u32 });
@@ -302,7 +377,7 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                     "UPDATE tickets SET css_serial_no = $2, span = $3, status = $4, title = $5, msisdn = $6, complaint_source = $7,
                      category = $8, urgency = $9, customer_level = $10, network_type = $11, satisfaction = $12, province = $13,
                      city = $14, replied_at = $15, closed_at = $16, deadline = $17, seq = $18, event_count = $19, state = $20,
-                     aux_hash = $21, solved = $22, flags = $23, kpi = $24 WHERE id = $1",
+                     aux_hash = $21, solved = $22, flags = $23, kpi = $24, keywords_hash = $25 WHERE id = $1",
                 )
                 .await
                 .map_err(err)?;
@@ -329,15 +404,16 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                     &seq,
                     &event_count,
                     &state,
-                    &aux_hash,
+                    &rel_hash,
                     &s.solved,
                     &s.flags,
                     &kpi_text,
+                    &kw_hash,
                 ],
             )
             .await
             .map_err(err)?;
-            (events, old_hash != aux_hash, Contribution::decode(old_kpi.as_deref()), kpi_new)
+            (events, Some((old_rel != rel_hash, old_kw != kw_hash)), Contribution::decode(old_kpi.as_deref()), kpi_new)
         }
         None => {
             let kpi_new = s.kpi(t, i64::from(w.repeat_count));
@@ -348,8 +424,8 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
                  creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash, solved, flags,
-                 repeat_count, assurance, kpi)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)",
+                 repeat_count, assurance, kpi, keywords_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)",
                 &[
                     &id,
                     &t.sheet_no.as_str(),
@@ -377,12 +453,13 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                     &seq,
                     &event_count,
                     &state,
-                    &aux_hash,
+                    &rel_hash,
                     &s.solved,
                     &s.flags,
                     &(w.repeat_count as i32),
                     &w.assurance,
                     &kpi_text,
+                    &kw_hash,
                 ],
             )
             .await
@@ -390,7 +467,7 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                 StorageError::Duplicate { .. } => StorageError::Duplicate { what: "ticket", key: t.sheet_no.to_string() },
                 other => other,
             })?;
-            (0, true, None, kpi_new)
+            (0, None, None, kpi_new)
         }
     };
     add_kpi_deltas(c, &deltas(kpi_old.as_ref(), Some(&kpi_new))).await?;
@@ -462,37 +539,7 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
         .await
         .map_err(err)?;
     }
-    if aux_changed {
-        c.execute("DELETE FROM ticket_orgs WHERE ticket_id = $1", &[&id]).await.map_err(err)?;
-        let ins_org = c
-            .prepare_cached(
-                "INSERT INTO ticket_orgs (org_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(err)?;
-        for (rel, o) in &s.orgs {
-            c.execute(&ins_org, &[&o.as_str(), rel, &id]).await.map_err(err)?;
-        }
-        // Actors accumulate over the ticket's life; the other relations follow its current state.
-        c.execute("DELETE FROM ticket_users WHERE ticket_id = $1 AND relation <> 'actor'", &[&id])
-            .await
-            .map_err(err)?;
-        c.execute(
-            "INSERT INTO ticket_fts (ticket_id, keywords) VALUES ($1, $2) ON CONFLICT (ticket_id) DO UPDATE SET keywords = excluded.keywords",
-            &[&id, &s.keywords],
-        )
-        .await
-        .map_err(err)?;
-    }
-    let ins_user = c
-        .prepare_cached(
-            "INSERT INTO ticket_users (user_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .await
-        .map_err(err)?;
-    for (rel, u) in s.users.iter().filter(|(rel, _)| aux_changed || *rel == "actor") {
-        c.execute(&ins_user, &[&u.as_str(), rel, &id]).await.map_err(err)?;
-    }
+    write_relations(c, id, s, changed).await?;
     let now = w
         .events
         .iter()
@@ -1501,5 +1548,15 @@ impl Store for PgStore {
             outbox_dead: r.get::<_, i64>(1) as u64,
             timers_due: r.get::<_, i64>(2) as u64,
         })
+    }
+}
+
+#[cfg(test)]
+mod migration_list {
+    #[test]
+    fn the_migrations_are_the_shared_list() {
+        let ours: Vec<(i64, &str)> = super::MIGRATION_SQL.iter().map(|(n, name, _)| (*n, *name)).collect();
+        assert_eq!(ours, eoms_store::MIGRATIONS, "same numbers and names as every other backend");
+        assert_eq!(ours.last().map(|(n, _)| *n), Some(eoms_store::SCHEMA_VERSION));
     }
 }

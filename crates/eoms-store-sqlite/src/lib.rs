@@ -35,12 +35,48 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (12, "kpi_daily", include_str!("../migrations/0012_kpi_daily.sql")),
     (13, "todo_indexes", include_str!("../migrations/0013_todo_indexes.sql")),
     (14, "outbox_heads", include_str!("../migrations/0014_outbox_heads.sql")),
+    (15, "keywords_hash", include_str!("../migrations/0015_keywords_hash.sql")),
 ];
 
-/// A write: runs inside the batch transaction (in its own savepoint) and returns whether it
-/// succeeded and what to do once the batch's commit is known.
-type Work = Box<dyn FnOnce(&Connection) -> (bool, Done) + Send>;
-type Done = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+/// A write, run by the writer inside a batch transaction. It may run twice: once as the batch is
+/// first tried and, should another request of the batch fail after writing, again once the batch
+/// has been rolled back (see [`write::writer_loop`]). So it reads and writes the database only.
+pub(crate) trait Request: Send {
+    /// Runs the write, keeping its result; true when it succeeded.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once the batch's commit is known (or the batch could not run).
+    fn finish(self: Box<Self>, commit: Result<(), StorageError>);
+}
+
+type Work = Box<dyn Request>;
+
+struct Req<F, R> {
+    f: F,
+    result: Option<Result<R, StorageError>>,
+    tx: tokio::sync::oneshot::Sender<Result<R, StorageError>>,
+}
+
+impl<F, R> Request for Req<F, R>
+where
+    F: Fn(&Connection) -> Result<R, StorageError> + Send,
+    R: Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let r = (self.f)(conn);
+        let ok = r.is_ok();
+        self.result = Some(r);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), StorageError>) {
+        let answer = match (self.result, commit) {
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (Some(Err(e)), _) | (_, Err(e)) => Err(e),
+            (None, Ok(())) => Err(StorageError::Backend("a write was not run".into())),
+        };
+        let _ = self.tx.send(answer);
+    }
+}
 
 pub struct SqliteStore {
     writer: Mutex<mpsc::Sender<Work>>,
@@ -148,23 +184,14 @@ impl SqliteStore {
         (self.stats.commits.load(Relaxed), self.stats.requests.load(Relaxed))
     }
 
-    /// Runs `f` in the writer's batch transaction and waits for the batch's commit.
+    /// Runs `f` in the writer's batch transaction and waits for the batch's commit. `f` may run
+    /// more than once (see [`Request`]); only the last run's result counts.
     async fn write<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<R, StorageError> + Send + 'static,
+        f: impl Fn(&Connection) -> Result<R, StorageError> + Send + 'static,
     ) -> Result<R, StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let work: Work = Box::new(move |conn| {
-            let r = f(conn);
-            let ok = r.is_ok();
-            let done: Done = Box::new(move |commit| {
-                let _ = tx.send(match (r, commit) {
-                    (Ok(v), Ok(())) => Ok(v),
-                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-                });
-            });
-            (ok, done)
-        });
+        let work: Work = Box::new(Req { f, result: None, tx });
         self.writer
             .lock()
             .map_err(|_| StorageError::Backend("writer lock poisoned".into()))?
@@ -529,7 +556,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(err)?;
                 let id = c.last_insert_rowid();
-                let mut a = a;
+                let mut a = a.clone();
                 a.id = id;
                 let body = serde_json::to_string(&a).map_err(|e| StorageError::Corrupt(e.to_string()))?;
                 c.execute("UPDATE assurance_periods SET body = ?2 WHERE id = ?1", rusqlite::params![id, body])
@@ -579,7 +606,7 @@ impl Store for SqliteStore {
     async fn set_preference(&self, user: &UserId, key: &str, value: Option<&str>) -> Result<(), StorageError> {
         let (user, key, value) = (user.to_string(), key.to_string(), value.map(str::to_string));
         self.write(move |c| {
-            match value {
+            match &value {
                 Some(v) => c.execute(
                     "INSERT INTO user_preferences (user_id, key, value) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value",
@@ -720,7 +747,7 @@ impl Store for SqliteStore {
 
     async fn delete_tmf_listener(&self, id: &str) -> Result<bool, StorageError> {
         let id = id.to_string();
-        self.write(move |c| Ok(c.execute("DELETE FROM tmf_listeners WHERE id = ?1", [id]).map_err(err)? > 0)).await
+        self.write(move |c| Ok(c.execute("DELETE FROM tmf_listeners WHERE id = ?1", [&id]).map_err(err)? > 0)).await
     }
 
     async fn tmf_listeners(&self) -> Result<Vec<eoms_store::TmfListener>, StorageError> {
@@ -832,7 +859,7 @@ impl Store for SqliteStore {
     ) -> Result<u64, StorageError> {
         let user = user.clone();
         self.write(move |c| {
-            let n = match ids {
+            let n = match &ids {
                 None => c
                     .execute(
                         "UPDATE notifications SET read_at = ?2 WHERE user_id = ?1 AND read_at IS NULL",
@@ -842,6 +869,7 @@ impl Store for SqliteStore {
                 Some(ids) => {
                     let mut n = 0;
                     for id in ids {
+                        let id = *id;
                         n += c
                             .execute(
                                 "UPDATE notifications SET read_at = ?3 WHERE id = ?1 AND user_id = ?2 AND read_at IS NULL",
@@ -933,4 +961,14 @@ pub fn write_directly(path: &Path, writes: &[TicketWrite], batch: usize) -> Resu
     }
     let frames: i64 = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1)).map_err(err)?;
     Ok(frames.max(0) as u64)
+}
+
+#[cfg(test)]
+mod migration_list {
+    #[test]
+    fn the_migrations_are_the_shared_list() {
+        let ours: Vec<(i64, &str)> = super::MIGRATION_SQL.iter().map(|(n, name, _)| (*n, *name)).collect();
+        assert_eq!(ours, eoms_store::MIGRATIONS, "same numbers and names as every other backend");
+        assert_eq!(ours.last().map(|(n, _)| *n), Some(eoms_store::SCHEMA_VERSION));
+    }
 }

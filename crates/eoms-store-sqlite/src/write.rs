@@ -1,8 +1,8 @@
 //! The writer thread (group commit) and every write.
 
-use crate::{Done, Work, err};
+use crate::{Work, err};
 use eoms_domain::engine::TimerKind;
-use eoms_domain::ids::{TaskNo, TicketId};
+use eoms_domain::ids::{TaskNo, TicketId, UserId};
 use eoms_domain::org::Directory;
 use eoms_domain::{Event, Ticket};
 use eoms_store::kpi::{Contribution, Delta, deltas, upsert_sql};
@@ -68,45 +68,41 @@ pub(crate) fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>, stats: &St
                 Err(_) => break,
             }
         }
-        let mut done: Vec<Done> = Vec::with_capacity(batch.len());
-        let begin = exec_cached(&conn, "BEGIN IMMEDIATE");
-        if let Err(e) = begin {
+        if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
+            // Run nothing; tell each request the batch could not start.
             let e = err(e);
             for w in batch {
-                // Run nothing; tell each request the batch could not start.
-                let (_, d) = w(&conn);
-                done.push(d);
-            }
-            let _ = conn.execute_batch("ROLLBACK");
-            for d in done {
-                d(Err(e.clone()));
+                w.finish(Err(e.clone()));
             }
             continue;
         }
-        for w in batch {
-            if let Err(e) = exec_cached(&conn, "SAVEPOINT req") {
-                let e = err(e);
-                let (_, d) = w(&conn);
-                d(Err(e));
-                continue;
-            }
-            let (ok, d) = w(&conn);
-            let end = if ok { Ok(()) } else { exec_cached(&conn, "ROLLBACK TO req") };
-            if let Err(e) = end.and_then(|()| exec_cached(&conn, "RELEASE req")) {
+        // First without a savepoint per request: a savepoint copies every page its request
+        // changes into the statement journal, ~40 pages an action. A request that fails before
+        // writing (a version conflict, a duplicate, a refusal — SQLite undoes a failed statement
+        // by itself) leaves nothing to undo. Only when one fails after writing is the batch rolled
+        // back and run again, each request in its own savepoint, so that it alone is undone.
+        let result = match run_batch(&conn, &mut batch, false) {
+            Err(Batch::Dirty) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                d(Err(err(e)));
-                continue;
+                exec_cached(&conn, "BEGIN IMMEDIATE")
+                    .map_err(|e| Batch::Failed(err(e)))
+                    .and_then(|()| run_batch(&conn, &mut batch, true))
             }
-            done.push(d);
+            r => r,
         }
-        let result = flush_keywords(&conn).and_then(|()| exec_cached(&conn, "COMMIT").map_err(err));
+        .map_err(|b| match b {
+            Batch::Failed(e) => e,
+            Batch::Dirty => StorageError::Backend("a request failed after writing".into()),
+        })
+        .and_then(|()| flush_keywords(&conn))
+        .and_then(|()| exec_cached(&conn, "COMMIT").map_err(err));
         stats.commits.fetch_add(1, Relaxed);
-        stats.requests.fetch_add(done.len() as u64, Relaxed);
+        stats.requests.fetch_add(batch.len() as u64, Relaxed);
         if result.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        for d in done {
-            d(result.clone());
+        for w in batch {
+            w.finish(result.clone());
         }
         if conn.total_changes() != changes {
             changes = conn.total_changes();
@@ -114,6 +110,34 @@ pub(crate) fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>, stats: &St
             released = false;
         }
     }
+}
+
+/// Why a batch did not run through.
+enum Batch {
+    /// A request failed after writing, and there was no savepoint to undo it alone.
+    Dirty,
+    /// The transaction itself failed (a savepoint could not be set or released).
+    Failed(StorageError),
+}
+
+/// Runs the batch's requests in order, in the open transaction. Without savepoints a request
+/// that fails must have changed nothing (`total_changes` counts every row a statement that
+/// completed changed, in triggers and temporary tables too), or the batch is `Dirty`.
+fn run_batch(conn: &Connection, batch: &mut [Work], savepoints: bool) -> Result<(), Batch> {
+    for w in batch.iter_mut() {
+        if savepoints {
+            exec_cached(conn, "SAVEPOINT req").map_err(|e| Batch::Failed(err(e)))?;
+            let ok = w.run(conn);
+            let end = if ok { Ok(()) } else { exec_cached(conn, "ROLLBACK TO req") };
+            end.and_then(|()| exec_cached(conn, "RELEASE req")).map_err(|e| Batch::Failed(err(e)))?;
+        } else {
+            let before = conn.total_changes();
+            if !w.run(conn) && conn.total_changes() != before {
+                return Err(Batch::Dirty);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes the keywords the batch's actions changed into the full-text index, once per ticket,
@@ -166,21 +190,25 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
     let t = &w.ticket;
     let id = t.id.0 as i64;
     let s = &w.summary;
-    let aux_hash = s.aux_hash();
+    let (rel_hash, kw_hash) = (s.relations_hash(), s.keywords_hash());
     let province = s.province.as_ref().map(|o| o.as_str());
     let city = s.city.as_ref().map(|o| o.as_str());
-    let (first_event, aux_changed, kpi_old, kpi_new): (i64, bool, Option<Contribution>, Contribution) = match w
+    // What changed since the last write: (data-scope relations, keywords); `None` for a new ticket.
+    type Changed = Option<(bool, bool)>;
+    let (first_event, changed, kpi_old, kpi_new): (i64, Changed, Option<Contribution>, Contribution) = match w
         .expected_seq
     {
         Some(expected) => {
-            type Row = (u32, i64, i64, Option<String>, i64);
+            type Row = (u32, i64, i64, i64, Option<String>, i64);
             let row: Option<Row> = c
-                .prepare_cached("SELECT seq, event_count, aux_hash, kpi, repeat_count FROM tickets WHERE id = ?1")
+                .prepare_cached(
+                    "SELECT seq, event_count, aux_hash, keywords_hash, kpi, repeat_count FROM tickets WHERE id = ?1",
+                )
                 .map_err(err)?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
                 .optional()
                 .map_err(err)?;
-            let (actual, events, old_hash, old_kpi, repeat_count) =
+            let (actual, events, old_rel, old_kw, old_kpi, repeat_count) =
                 row.ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
             if actual != expected {
                 return Err(StorageError::Conflict { ticket: t.id.0, expected, actual });
@@ -190,7 +218,7 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 "UPDATE tickets SET css_serial_no = ?2, span = ?3, status = ?4, title = ?5, msisdn = ?6, complaint_source = ?7,
                  category = ?8, urgency = ?9, customer_level = ?10, network_type = ?11, satisfaction = ?12, province = ?13,
                  city = ?14, replied_at = ?15, closed_at = ?16, deadline = ?17, seq = ?18, event_count = ?19, state = ?20,
-                 aux_hash = ?21, solved = ?22, flags = ?23, kpi = ?24 WHERE id = ?1",
+                 aux_hash = ?21, solved = ?22, flags = ?23, kpi = ?24, keywords_hash = ?25 WHERE id = ?1",
             )
             .map_err(err)?
             .execute(params![
@@ -214,13 +242,14 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 t.seq,
                 events + 1,
                 state_json(t)?,
-                aux_hash,
+                rel_hash,
                 s.solved,
                 s.flags,
                 kpi_new.encode(),
+                kw_hash,
             ])
             .map_err(err)?;
-            (events, old_hash != aux_hash, Contribution::decode(old_kpi.as_deref()), kpi_new)
+            (events, Some((old_rel != rel_hash, old_kw != kw_hash)), Contribution::decode(old_kpi.as_deref()), kpi_new)
         }
         None => {
             let kpi_new = s.kpi(t, i64::from(w.repeat_count));
@@ -228,8 +257,8 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
                  creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash, solved, flags,
-                 repeat_count, assurance, kpi)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
+                 repeat_count, assurance, kpi, keywords_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
             )
             .map_err(err)?
             .execute(params![
@@ -259,18 +288,19 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 t.seq,
                 1,
                 state_json(t)?,
-                aux_hash,
+                rel_hash,
                 s.solved,
                 s.flags,
                 w.repeat_count,
                 w.assurance,
                 kpi_new.encode(),
+                kw_hash,
             ])
             .map_err(|e| match err(e) {
                 StorageError::Duplicate { .. } => StorageError::Duplicate { what: "ticket", key: t.sheet_no.to_string() },
                 other => other,
             })?;
-            (0, true, None, kpi_new)
+            (0, None, None, kpi_new)
         }
     };
     add_kpi_deltas(c, &deltas(kpi_old.as_ref(), Some(&kpi_new)))?;
@@ -329,32 +359,7 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
             .map_err(err)?;
         }
     }
-    if aux_changed {
-        c.prepare_cached("DELETE FROM ticket_orgs WHERE ticket_id = ?1").map_err(err)?.execute([id]).map_err(err)?;
-        let mut ins = c
-            .prepare_cached("INSERT OR IGNORE INTO ticket_orgs (org_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
-            .map_err(err)?;
-        for (rel, o) in &s.orgs {
-            ins.execute(params![o.as_str(), rel, id]).map_err(err)?;
-        }
-        // Actors accumulate over the ticket's life; the other relations follow its current state.
-        c.prepare_cached("DELETE FROM ticket_users WHERE ticket_id = ?1 AND relation <> 'actor'")
-            .map_err(err)?
-            .execute([id])
-            .map_err(err)?;
-        c.prepare_cached("INSERT OR REPLACE INTO temp.keywords_pending (id, keywords) VALUES (?1, ?2)")
-            .map_err(err)?
-            .execute(params![id, s.keywords])
-            .map_err(err)?;
-    }
-    {
-        let mut ins = c
-            .prepare_cached("INSERT OR IGNORE INTO ticket_users (user_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
-            .map_err(err)?;
-        for (rel, u) in s.users.iter().filter(|(rel, _)| aux_changed || *rel == "actor") {
-            ins.execute(params![u.as_str(), rel, id]).map_err(err)?;
-        }
-    }
+    write_relations(c, id, s, changed)?;
     if !w.outbox.is_empty() {
         let mut ins = c
             .prepare_cached(
@@ -403,6 +408,70 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
             .map_err(err)?;
     }
     Ok(Committed::Written { seq: t.seq })
+}
+
+/// The ticket's data-scope relations and full-text entry, where they changed (`changed`: relations,
+/// keywords; `None` for a new ticket). Relations are diffed against the rows there: an action
+/// usually changes one or two of a dozen, and each row is two B-tree entries. Actors only
+/// accumulate; the other relations follow the ticket's current state.
+fn write_relations(c: &Connection, id: i64, s: &Summary, changed: Option<(bool, bool)>) -> Result<(), StorageError> {
+    let (relations, keywords) = changed.unwrap_or((true, true));
+    if relations {
+        let old = |sql: &str| -> Result<Vec<(String, String)>, StorageError> {
+            if changed.is_none() {
+                return Ok(Vec::new());
+            }
+            let mut st = c.prepare_cached(sql).map_err(err)?;
+            let rows = st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?;
+            rows.collect::<Result<_, _>>().map_err(err)
+        };
+        let orgs = old("SELECT relation, org_id FROM ticket_orgs WHERE ticket_id = ?1")?;
+        let (gone, added) = relation_changes(&orgs, &s.orgs);
+        let mut del = c
+            .prepare_cached("DELETE FROM ticket_orgs WHERE org_id = ?1 AND relation = ?2 AND ticket_id = ?3")
+            .map_err(err)?;
+        for (rel, o) in gone {
+            del.execute(params![o, rel, id]).map_err(err)?;
+        }
+        let mut ins = c
+            .prepare_cached("INSERT OR IGNORE INTO ticket_orgs (org_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
+            .map_err(err)?;
+        for (rel, o) in added {
+            ins.execute(params![o.as_str(), rel, id]).map_err(err)?;
+        }
+        let users = old("SELECT relation, user_id FROM ticket_users WHERE ticket_id = ?1 AND relation <> 'actor'")?;
+        let state_users: Vec<(&'static str, UserId)> = s.state_users().cloned().collect();
+        let (gone, added) = relation_changes(&users, &state_users);
+        let mut del = c
+            .prepare_cached("DELETE FROM ticket_users WHERE user_id = ?1 AND relation = ?2 AND ticket_id = ?3")
+            .map_err(err)?;
+        for (rel, u) in gone {
+            del.execute(params![u, rel, id]).map_err(err)?;
+        }
+        insert_users(c, id, added.into_iter())?;
+    }
+    insert_users(c, id, s.actors())?;
+    if keywords {
+        c.prepare_cached("INSERT OR REPLACE INTO temp.keywords_pending (id, keywords) VALUES (?1, ?2)")
+            .map_err(err)?
+            .execute(params![id, s.keywords])
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+fn insert_users<'a>(
+    c: &Connection,
+    id: i64,
+    users: impl Iterator<Item = &'a (&'static str, UserId)>,
+) -> Result<(), StorageError> {
+    let mut ins = c
+        .prepare_cached("INSERT OR IGNORE INTO ticket_users (user_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
+        .map_err(err)?;
+    for (rel, u) in users {
+        ins.execute(params![u.as_str(), rel, id]).map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Fills `kpi_daily` and `tickets.kpi` from the tickets already stored (the upgrade to schema 12),

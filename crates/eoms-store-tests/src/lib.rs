@@ -228,6 +228,43 @@ async fn ids<S: Store>(s: &S, q: &TicketQuery) -> (u64, Vec<u64>) {
     (p.total, v)
 }
 
+/// The data-scope relations follow the ticket: who holds a task sees it while they hold it; what
+/// someone did stays theirs; keywords are found whether or not the write changed them.
+pub async fn data_scope_relations_follow_the_ticket<S: Store>(s: &S) {
+    let mut f = mobile_form("sd.jn", "13812340077", "济南高新区5G掉线");
+    f["network_type"] = "5G".into();
+    let mut l = Live::create(s, mobile(), "sd_css_system", 121, f, t0()).await;
+    l.act(s, "jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({})).await;
+    let to_wy =
+        serde_json::json!({"analysis": "派网优复测", "handlers": [{"role": "optimization_handler", "org": "sd.jn"}]});
+    l.act(s, "jn_dispatcher", "dispatch", Some("dispatch"), to_wy).await;
+    let handle = l.t.tasks.iter().find(|t| t.step.as_str() == "handle").unwrap();
+    assert_eq!(handle.assignee, Some(UserId::new("jn_wy5g")), "5G goes to the 5G group's leader");
+    let own = |u: &str| TicketQuery::new(Scope::Own(UserId::new(u)));
+    let word = |k: &str| TicketQuery { keyword: Some(k.into()), ..TicketQuery::new(Scope::All) };
+    assert_eq!(ids(s, &own("jn_wy5g")).await, (1, vec![121]), "the task's holder sees it");
+    assert_eq!(ids(s, &word("高新区5G")).await, (1, vec![121]), "the title");
+    l.act(s, "sd_css_system", "cancel", None, serde_json::json!({"reason": "用户撤销投诉"})).await;
+    assert_eq!(ids(s, &own("jn_wy5g")).await, (0, vec![]), "no task, never acted: no longer theirs");
+    assert_eq!(ids(s, &own("jn_dispatcher")).await, (1, vec![121]), "who acted keeps it");
+    assert_eq!(ids(s, &own("sd_css_system")).await, (1, vec![121]), "the creator keeps it");
+    assert_eq!(ids(s, &word("高新区5G")).await, (1, vec![121]), "keywords kept when relations changed");
+    let jn_region = TicketQuery::new(Scope::Subtree(vec![OrgUnitId::new("sd.jn")]));
+    assert_eq!(ids(s, &jn_region).await, (1, vec![121]), "济南's scope still covers it");
+    // A write that changes the texts searched: the handler's feedback.
+    let mut h =
+        Live::create(s, mobile(), "sd_css_system", 122, mobile_form("sd.jn", "13812340078", "济南掉话"), t0()).await;
+    h.act(s, "jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({})).await;
+    let to_wy =
+        serde_json::json!({"analysis": "派网优", "handlers": [{"role": "optimization_handler", "org": "sd.jn"}]});
+    h.act(s, "jn_dispatcher", "dispatch", Some("dispatch"), to_wy).await;
+    h.act(s, "jn_wy", "claim", Some("handle"), serde_json::json!({})).await;
+    assert_eq!(ids(s, &word("邻区参数")).await, (0, vec![]));
+    h.act(s, "jn_wy", "feedback", Some("handle"), feedback()).await;
+    assert_eq!(ids(s, &word("邻区参数")).await, (1, vec![122]), "the handler's feedback is searched");
+    assert_eq!(ids(s, &own("jn_wy")).await, (1, vec![122]));
+}
+
 pub async fn ticket_query_conditions_scope_and_paging<S: Store>(s: &S) {
     let jn = Live::create(
         s,
@@ -374,6 +411,52 @@ pub async fn ticket_query_conditions_scope_and_paging<S: Store>(s: &S) {
     }
     assert_eq!(seen, vec![304, 303, 302, 301]);
     let _ = (jn, cust);
+}
+
+/// A write that fails after some of its rows are written — here at its second CSS message, whose
+/// id repeats the first's — leaves nothing behind, and every write committed beside it (in the
+/// same group commit, where the backend has them) is there in full.
+pub async fn a_write_failing_midway_leaves_nothing_and_spares_the_others<S: Store>(s: Arc<S>) {
+    let write = |id: u64| {
+        let w = World { def: mobile(), org: org() };
+        let f = mobile_form("sd.jn", &format!("1391111{:04}", id % 10_000), &format!("编号{id}掉话"));
+        let new = NewTicket { id: TicketId(id), sheet_no: format!("TS20260302{id:08}").into(), form: form(f) };
+        let d = create(w, &UserId::new("sd_css_system"), &new, t0()).unwrap();
+        TicketWrite::from_decision(None, d, org(), None).unwrap()
+    };
+    let mut bad = write(700);
+    let message = NewOutbox {
+        channel: "css".into(),
+        kind: "confirm".into(),
+        message_id: "confirm-700".into(),
+        payload: serde_json::json!({}),
+    };
+    bad.outbox = vec![message.clone(), message];
+    let mut handles = Vec::new();
+    for id in 701..=724u64 {
+        let (s, w) = (s.clone(), write(id));
+        handles.push(tokio::spawn(async move { s.commit(w).await }));
+    }
+    let bad = tokio::spawn({
+        let s = s.clone();
+        async move { s.commit(bad).await }
+    });
+    for h in handles {
+        assert!(matches!(h.await.unwrap(), Ok(Committed::Written { .. })));
+    }
+    assert!(bad.await.unwrap().is_err(), "a repeated message id is refused");
+    assert_eq!(s.ticket(TicketId(700)).await.unwrap(), None, "no ticket row");
+    assert!(s.history(TicketId(700)).await.unwrap().is_empty(), "no history");
+    let word = |k: &str| TicketQuery { keyword: Some(k.into()), ..TicketQuery::new(Scope::All) };
+    assert_eq!(ids(&*s, &word("编号700掉话")).await, (0, vec![]), "no keywords");
+    let own = TicketQuery::new(Scope::Own(UserId::new("sd_css_system")));
+    assert_eq!(ids(&*s, &own).await, (24, (701..=724).collect()), "no relations; the others all there");
+    for id in 701..=724u64 {
+        assert_eq!(ids(&*s, &word(&format!("编号{id}掉话"))).await, (1, vec![id]));
+    }
+    // The store goes on: the same ticket, written correctly, is taken.
+    let again = write(700);
+    assert!(matches!(s.commit(again).await, Ok(Committed::Written { .. })));
 }
 
 /// Keywords written by many actions committed together (one group commit) are each found, and a
@@ -1382,6 +1465,7 @@ macro_rules! conformance {
         $crate::conformance!(@one $make, todo_and_done_follow_the_tasks);
         $crate::conformance!(@one $make, todo_pages_merge_claimed_and_ready_tasks_by_deadline);
         $crate::conformance!(@one $make, ticket_query_conditions_scope_and_paging);
+        $crate::conformance!(@one $make, data_scope_relations_follow_the_ticket);
         $crate::conformance!(@one $make, an_idempotent_retry_returns_the_first_answer);
         $crate::conformance!(@one $make, a_duplicate_sheet_no_is_refused);
         $crate::conformance!(@one $make, the_outbox_delivers_in_order_per_ticket_with_leases);
@@ -1401,6 +1485,12 @@ macro_rules! conformance {
         async fn concurrent_claims_never_hand_out_a_row_twice() {
             if let Some(s) = $make.await {
                 $crate::concurrent_claims_never_hand_out_a_row_twice(std::sync::Arc::new(s)).await;
+            }
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_write_failing_midway_leaves_nothing_and_spares_the_others() {
+            if let Some(s) = $make.await {
+                $crate::a_write_failing_midway_leaves_nothing_and_spares_the_others(std::sync::Arc::new(s)).await;
             }
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,6 +53,7 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
             "DROP TABLE kpi_daily; ALTER TABLE tickets DROP COLUMN kpi;
              DROP TRIGGER outbox_wait_behind; DROP TRIGGER outbox_next_in_line; DROP INDEX outbox_pending;
              ALTER TABLE outbox DROP COLUMN blocked;
+             ALTER TABLE tickets DROP COLUMN keywords_hash;
              CREATE INDEX outbox_pending ON outbox (channel, next_attempt_at, id) WHERE status = 'pending';
              DELETE FROM schema_migrations WHERE version >= 12;",
         )
@@ -61,7 +62,7 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
     let s = SqliteStore::open(&path).unwrap();
     assert_eq!(
         s.migrate(eoms_store_tests::t0()).await.unwrap(),
-        ["0012_kpi_daily", "0013_todo_indexes", "0014_outbox_heads"]
+        ["0012_kpi_daily", "0013_todo_indexes", "0014_outbox_heads", "0015_keywords_hash"]
     );
     // Schema 14 marked the messages waiting behind an earlier one of their ticket.
     let waiting = assert_waiting_marks(&path);

@@ -15,7 +15,9 @@ mod query;
 pub mod sql;
 
 pub use access::*;
-pub use projection::{FLAG_OVERDUE, FLAG_REDISPATCHED, FLAG_REJECTED, FLAG_RETURNED, Summary, flags_of, summarize};
+pub use projection::{
+    FLAG_OVERDUE, FLAG_REDISPATCHED, FLAG_REJECTED, FLAG_RETURNED, Summary, flags_of, relation_changes, summarize,
+};
 pub use query::*;
 
 use chrono::{DateTime, Utc};
@@ -28,12 +30,27 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 14;
+pub const SCHEMA_VERSION: i64 = 15;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
-pub const MIGRATIONS: &[(i64, &str)] =
-    &[(1, "initial"), (2, "server"), (3, "css"), (4, "notifications"), (5, "tmf_hub")];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, "initial"),
+    (2, "server"),
+    (3, "css"),
+    (4, "notifications"),
+    (5, "preferences_kpis"),
+    (6, "tmf_hub"),
+    (7, "assurance"),
+    (8, "kpi_index"),
+    (9, "calendar"),
+    (10, "user_contacts"),
+    (11, "outbox_pending"),
+    (12, "kpi_daily"),
+    (13, "todo_indexes"),
+    (14, "outbox_heads"),
+    (15, "keywords_hash"),
+];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StorageError {

@@ -184,26 +184,71 @@ impl Summary {
         })
     }
 
-    /// A stable hash (FNV-1a) of what the data-scope tables and the keyword index hold for the
-    /// ticket — its org relations, its non-actor user relations and its keywords — so that a
-    /// backend rewrites them only when they changed.
-    pub fn aux_hash(&self) -> i64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut eat = |s: &str| {
-            for b in s.bytes().chain(std::iter::once(0xff)) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        };
+    /// A stable hash (FNV-1a) of what the data-scope tables hold for the ticket — its org
+    /// relations and its non-actor user relations — so that a backend touches them only when
+    /// they changed.
+    pub fn relations_hash(&self) -> i64 {
+        let mut h = Fnv::new();
         for (rel, o) in &self.orgs {
-            eat(rel);
-            eat(o.as_str());
+            h.eat(rel);
+            h.eat(o.as_str());
         }
         for (rel, u) in self.users.iter().filter(|(rel, _)| *rel != "actor") {
-            eat(rel);
-            eat(u.as_str());
+            h.eat(rel);
+            h.eat(u.as_str());
         }
-        eat(&self.keywords);
-        h as i64
+        h.0 as i64
     }
+
+    /// A stable hash of the ticket's keywords: the full-text index is rewritten only when it
+    /// changes. Kept apart from [`Summary::relations_hash`] because the two change on different
+    /// actions — most actions move a task to another owner, few change the texts searched — and
+    /// rewriting a ticket's full-text entry (every trigram of its texts) is the dearest of them.
+    pub fn keywords_hash(&self) -> i64 {
+        let mut h = Fnv::new();
+        h.eat(&self.keywords);
+        h.0 as i64
+    }
+
+    /// The non-actor user relations (the ones that follow the ticket's state).
+    pub fn state_users(&self) -> impl Iterator<Item = &(&'static str, UserId)> {
+        self.users.iter().filter(|(rel, _)| *rel != "actor")
+    }
+
+    /// The people who acted in this write (actor relations only accumulate).
+    pub fn actors(&self) -> impl Iterator<Item = &(&'static str, UserId)> {
+        self.users.iter().filter(|(rel, _)| *rel == "actor")
+    }
+}
+
+/// FNV-1a over strings, each ended by a byte no UTF-8 text holds.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn eat(&mut self, s: &str) {
+        for b in s.bytes().chain(std::iter::once(0xff)) {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Relation rows to delete (relation, key) and to insert.
+pub type RelationChanges<'a, K> = (Vec<&'a (String, String)>, Vec<&'a (&'static str, K)>);
+
+/// What turns the relation rows a ticket has (`old`: relation and key, as read back) into the
+/// ones it should have (`new`): the rows to delete and the rows to insert. A write touches only
+/// the relations that changed — usually one or two of a dozen — rather than deleting and
+/// inserting them all, each a change to two B-trees.
+pub fn relation_changes<'a, K: AsRef<str>>(
+    old: &'a [(String, String)],
+    new: &'a [(&'static str, K)],
+) -> RelationChanges<'a, K> {
+    let has = |rel: &str, key: &str, list: &[(String, String)]| list.iter().any(|(r, k)| r == rel && k == key);
+    let gone = old.iter().filter(|(r, k)| !new.iter().any(|(nr, nk)| nr == r && nk.as_ref() == k)).collect();
+    let added = new.iter().filter(|(r, k)| !has(r, k.as_ref(), old)).collect();
+    (gone, added)
 }
