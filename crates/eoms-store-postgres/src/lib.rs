@@ -470,7 +470,6 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
             (0, None, None, kpi_new)
         }
     };
-    add_kpi_deltas(c, &deltas(kpi_old.as_ref(), Some(&kpi_new))).await?;
     // One history row per action: the JSON array of its events.
     let body = serde_json::to_string(&w.events).map_err(|e| StorageError::Backend(e.to_string()))?;
     let ins_event =
@@ -594,6 +593,12 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
         .await
         .map_err(err)?;
     }
+    // Last: the daily KPI rows are shared by every ticket of a day, region and category, and an
+    // update holds its row's lock until COMMIT. Taken at the end, the lock is held for one round
+    // trip and the commit rather than for the whole write, so concurrent writers of one day's
+    // tickets wait on each other for that much only. (`deltas` come sorted by key, so two writes
+    // never wait on each other crosswise.)
+    add_kpi_deltas(c, &deltas(kpi_old.as_ref(), Some(&kpi_new))).await?;
     Ok(Committed::Written { seq: t.seq })
 }
 
