@@ -263,83 +263,127 @@ async fn fill_kpi_daily(c: &impl GenericClient) -> Result<(), StorageError> {
     add_kpi_deltas(c, &totals.into_deltas()).await
 }
 
+/// An owned statement argument, so that a pipeline's statements can be queued before any is sent.
+type Arg = Box<dyn ToSql + Sync + Send>;
+
+/// Boxes each value as an owned [`Arg`].
+macro_rules! params {
+    ($($v:expr),* $(,)?) => { vec![$(Box::new($v) as Arg),*] };
+}
+
+/// A queued statement: its arguments and, for an insert whose duplicate stands for something, what.
+type Call = (tokio_postgres::Statement, Vec<Arg>, Option<(&'static str, String)>);
+
+/// Statements sent together: tokio-postgres writes every request of futures polled together
+/// before it reads the first answer, so a write of a dozen statements waits for one round trip
+/// instead of a dozen. PostgreSQL runs them in order; after one fails the rest fail too ("current
+/// transaction is aborted"), and the first failure is what the pipeline returns.
+#[derive(Default)]
+struct Pipeline {
+    calls: Vec<Call>,
+}
+
+impl Pipeline {
+    fn add(&mut self, st: &tokio_postgres::Statement, params: Vec<Arg>) {
+        self.calls.push((st.clone(), params, None));
+    }
+
+    /// As [`Pipeline::add`], for an insert whose duplicate is reported as `what` `key` (a ticket
+    /// and its sheet number).
+    fn add_unique(&mut self, st: &tokio_postgres::Statement, params: Vec<Arg>, what: &'static str, key: String) {
+        self.calls.push((st.clone(), params, Some((what, key))));
+    }
+
+    async fn run(&self, c: &impl GenericClient) -> Result<(), StorageError> {
+        let calls = self.calls.iter().map(|(st, params, unique)| async move {
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+            c.execute(st, &refs).await.map_err(|e| match (err(e), unique) {
+                (StorageError::Duplicate { .. }, Some((what, key))) => {
+                    StorageError::Duplicate { what, key: key.clone() }
+                }
+                (other, _) => other,
+            })
+        });
+        futures_util::future::try_join_all(calls).await.map(|_| ())
+    }
+}
+
+async fn prepared(c: &impl GenericClient, sql: &str) -> Result<tokio_postgres::Statement, StorageError> {
+    c.prepare_cached(sql).await.map_err(err)
+}
+
+fn text(s: &str) -> String {
+    s.to_string()
+}
+
+/// A ticket's relation rows as read: (relation, org) and (relation, user), actors left out.
+type OldRelations = (Vec<(String, String)>, Vec<(String, String)>);
+
 /// The ticket's data-scope relations and full-text entry, where they changed (`changed`: relations,
-/// keywords; `None` for a new ticket). Relations are diffed against the rows there — an action
-/// usually changes one or two of a dozen — so a write makes a few round trips, not one per row.
-/// Actors only accumulate; the other relations follow the ticket's current state.
-async fn write_relations(
+/// keywords; `None` for a new ticket), diffed against the rows there (`old`: org and user relations
+/// as read): an action usually changes one or two of a dozen. Actors only accumulate; the other
+/// relations follow the ticket's current state.
+async fn plan_relations(
     c: &impl GenericClient,
+    p: &mut Pipeline,
     id: i64,
     s: &Summary,
     changed: Option<(bool, bool)>,
+    old: &OldRelations,
 ) -> Result<(), StorageError> {
     let (relations, keywords) = changed.unwrap_or((true, true));
-    let ins_user = c
-        .prepare_cached(
-            "INSERT INTO ticket_users (user_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .await
-        .map_err(err)?;
+    let ins_user = prepared(
+        c,
+        "INSERT INTO ticket_users (user_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .await?;
     if relations {
-        let old = async |sql: &str| -> Result<Vec<(String, String)>, StorageError> {
-            if changed.is_none() {
-                return Ok(Vec::new());
-            }
-            let rows = c.query(sql, &[&id]).await.map_err(err)?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        };
-        let orgs = old("SELECT relation, org_id FROM ticket_orgs WHERE ticket_id = $1").await?;
-        let (gone, added) = relation_changes(&orgs, &s.orgs);
+        let (gone, added) = relation_changes(&old.0, &s.orgs);
+        let del = prepared(c, "DELETE FROM ticket_orgs WHERE org_id = $1 AND relation = $2 AND ticket_id = $3").await?;
         for (rel, o) in gone {
-            c.execute("DELETE FROM ticket_orgs WHERE org_id = $1 AND relation = $2 AND ticket_id = $3", &[o, rel, &id])
-                .await
-                .map_err(err)?;
+            p.add(&del, params![o.clone(), rel.clone(), id]);
         }
-        let ins_org = c
-            .prepare_cached(
-                "INSERT INTO ticket_orgs (org_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(err)?;
+        let ins = prepared(
+            c,
+            "INSERT INTO ticket_orgs (org_id, relation, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .await?;
         for (rel, o) in added {
-            c.execute(&ins_org, &[&o.as_str(), rel, &id]).await.map_err(err)?;
+            p.add(&ins, params![text(o.as_str()), text(rel), id]);
         }
-        let users =
-            old("SELECT relation, user_id FROM ticket_users WHERE ticket_id = $1 AND relation <> 'actor'").await?;
         let state_users: Vec<(&'static str, UserId)> = s.state_users().cloned().collect();
-        let (gone, added) = relation_changes(&users, &state_users);
+        let (gone, added) = relation_changes(&old.1, &state_users);
+        let del =
+            prepared(c, "DELETE FROM ticket_users WHERE user_id = $1 AND relation = $2 AND ticket_id = $3").await?;
         for (rel, u) in gone {
-            c.execute(
-                "DELETE FROM ticket_users WHERE user_id = $1 AND relation = $2 AND ticket_id = $3",
-                &[u, rel, &id],
-            )
-            .await
-            .map_err(err)?;
+            p.add(&del, params![u.clone(), rel.clone(), id]);
         }
         for (rel, u) in added {
-            c.execute(&ins_user, &[&u.as_str(), rel, &id]).await.map_err(err)?;
+            p.add(&ins_user, params![text(u.as_str()), text(rel), id]);
         }
     }
     for (rel, u) in s.actors() {
-        c.execute(&ins_user, &[&u.as_str(), rel, &id]).await.map_err(err)?;
+        p.add(&ins_user, params![text(u.as_str()), text(rel), id]);
     }
     if keywords {
-        c.execute(
+        let st = prepared(
+            c,
             "INSERT INTO ticket_fts (ticket_id, keywords) VALUES ($1, $2) ON CONFLICT (ticket_id) DO UPDATE SET keywords = excluded.keywords",
-            &[&id, &s.keywords],
         )
-        .await
-        .map_err(err)?;
+        .await?;
+        p.add(&st, params![id, s.keywords.clone()]);
     }
     Ok(())
 }
 
+/// One action's write, in the caller's transaction: the idempotency check, the ticket row locked
+/// and checked (with the relation rows, sent together), then every write as one pipeline.
 async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed, StorageError> {
-    if let Some(idem) = &w.idempotency
-        && let Some(r) =
-            c.query_opt("SELECT response FROM idempotency WHERE key = $1", &[&idem.key]).await.map_err(err)?
-    {
-        return Ok(Committed::Replayed { response: r.get(0) });
+    if let Some(idem) = &w.idempotency {
+        let st = prepared(c, "SELECT response FROM idempotency WHERE key = $1").await?;
+        if let Some(r) = c.query_opt(&st, &[&idem.key]).await.map_err(err)? {
+            return Ok(Committed::Replayed { response: r.get(0) });
+        }
     }
     let t = &w.ticket;
     let s = &w.summary;
@@ -349,20 +393,34 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
     let city = s.city.as_ref().map(|o| o.to_string());
     let seq = t.seq as i32;
     let (rel_hash, kw_hash) = (s.relations_hash(), s.keywords_hash());
+    let mut p = Pipeline::default();
     // What changed since the last write: (data-scope relations, keywords); `None` for a new ticket.
     type Changed = Option<(bool, bool)>;
+    let mut old: OldRelations = (Vec::new(), Vec::new());
     let (first_event, changed, kpi_old, kpi_new): (i32, Changed, Option<Contribution>, Contribution) = match w
         .expected_seq
     {
         Some(expected) => {
-            let row = c
-                .query_opt(
-                    "SELECT seq, event_count, aux_hash, kpi, repeat_count, keywords_hash FROM tickets WHERE id = $1 FOR UPDATE",
-                    &[&id],
-                )
-                .await
-                .map_err(err)?
-                .ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
+            let lock = prepared(
+                c,
+                "SELECT seq, event_count, aux_hash, kpi, repeat_count, keywords_hash FROM tickets WHERE id = $1 FOR UPDATE",
+            )
+            .await?;
+            let orgs = prepared(c, "SELECT relation, org_id FROM ticket_orgs WHERE ticket_id = $1").await?;
+            let users =
+                prepared(c, "SELECT relation, user_id FROM ticket_users WHERE ticket_id = $1 AND relation <> 'actor'")
+                    .await?;
+            // Sent together; run in order, so the relations are read under the ticket's lock.
+            let (row, orgs, users) = futures_util::future::try_join3(
+                c.query_opt(&lock, &[&id]),
+                c.query(&orgs, &[&id]),
+                c.query(&users, &[&id]),
+            )
+            .await
+            .map_err(err)?;
+            let row = row.ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
+            let pairs = |rows: Vec<Row>| rows.iter().map(|r| (r.get(0), r.get(1))).collect::<Vec<(String, String)>>();
+            old = (pairs(orgs), pairs(users));
             let (actual, events, old_rel, old_kw): (i32, i32, i64, i64) =
                 (row.get(0), row.get(1), row.get(2), row.get(5));
             let (old_kpi, repeat_count): (Option<String>, i32) = (row.get(3), row.get(4));
@@ -370,235 +428,232 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
                 return Err(StorageError::Conflict { ticket: t.id.0, expected, actual: actual as u32 });
             }
             let kpi_new = s.kpi(t, i64::from(repeat_count));
-            let kpi_text = kpi_new.encode();
-            let event_count = events + 1;
-            let update = c
-                .prepare_cached(
-                    "UPDATE tickets SET css_serial_no = $2, span = $3, status = $4, title = $5, msisdn = $6, complaint_source = $7,
-                     category = $8, urgency = $9, customer_level = $10, network_type = $11, satisfaction = $12, province = $13,
-                     city = $14, replied_at = $15, closed_at = $16, deadline = $17, seq = $18, event_count = $19, state = $20,
-                     aux_hash = $21, solved = $22, flags = $23, kpi = $24, keywords_hash = $25 WHERE id = $1",
-                )
-                .await
-                .map_err(err)?;
-            c.execute(
-                &update,
-                &[
-                    &id,
-                    &s.css_serial_no,
-                    &t.span.as_str(),
-                    &t.status.as_str(),
-                    &s.title,
-                    &s.msisdn,
-                    &s.complaint_source,
-                    &s.category,
-                    &s.urgency,
-                    &s.customer_level,
-                    &s.network_type,
-                    &s.satisfaction,
-                    &province,
-                    &city,
-                    &t.replied_at,
-                    &t.closed_at,
-                    &t.deadline,
-                    &seq,
-                    &event_count,
-                    &state,
-                    &rel_hash,
-                    &s.solved,
-                    &s.flags,
-                    &kpi_text,
-                    &kw_hash,
-                ],
+            let update = prepared(
+                c,
+                "UPDATE tickets SET css_serial_no = $2, span = $3, status = $4, title = $5, msisdn = $6, complaint_source = $7,
+                 category = $8, urgency = $9, customer_level = $10, network_type = $11, satisfaction = $12, province = $13,
+                 city = $14, replied_at = $15, closed_at = $16, deadline = $17, seq = $18, event_count = $19, state = $20,
+                 aux_hash = $21, solved = $22, flags = $23, kpi = $24, keywords_hash = $25 WHERE id = $1",
             )
-            .await
-            .map_err(err)?;
+            .await?;
+            p.add(
+                &update,
+                params![
+                    id,
+                    s.css_serial_no.clone(),
+                    text(t.span.as_str()),
+                    text(t.status.as_str()),
+                    s.title.clone(),
+                    s.msisdn.clone(),
+                    s.complaint_source.clone(),
+                    s.category.clone(),
+                    s.urgency.clone(),
+                    s.customer_level.clone(),
+                    s.network_type.clone(),
+                    s.satisfaction.clone(),
+                    province,
+                    city,
+                    t.replied_at,
+                    t.closed_at,
+                    t.deadline,
+                    seq,
+                    events + 1,
+                    state,
+                    rel_hash,
+                    s.solved,
+                    s.flags,
+                    kpi_new.encode(),
+                    kw_hash,
+                ],
+            );
             (events, Some((old_rel != rel_hash, old_kw != kw_hash)), Contribution::decode(old_kpi.as_deref()), kpi_new)
         }
         None => {
             let kpi_new = s.kpi(t, i64::from(w.repeat_count));
-            let kpi_text = kpi_new.encode();
-            let event_count = 1i32;
-            let version = t.version as i32;
-            c.execute(
+            let insert = prepared(
+                c,
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
                  creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash, solved, flags,
                  repeat_count, assurance, kpi, keywords_hash)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)",
-                &[
-                    &id,
-                    &t.sheet_no.as_str(),
-                    &s.css_serial_no,
-                    &t.process.as_str(),
-                    &version,
-                    &t.span.as_str(),
-                    &t.status.as_str(),
-                    &s.title,
-                    &s.msisdn,
-                    &s.complaint_source,
-                    &s.category,
-                    &s.urgency,
-                    &s.customer_level,
-                    &s.network_type,
-                    &s.satisfaction,
-                    &province,
-                    &city,
-                    &t.creator.as_str(),
-                    &t.creator_org.as_str(),
-                    &t.created_at,
-                    &t.replied_at,
-                    &t.closed_at,
-                    &t.deadline,
-                    &seq,
-                    &event_count,
-                    &state,
-                    &rel_hash,
-                    &s.solved,
-                    &s.flags,
-                    &(w.repeat_count as i32),
-                    &w.assurance,
-                    &kpi_text,
-                    &kw_hash,
-                ],
             )
-            .await
-            .map_err(|e| match err(e) {
-                StorageError::Duplicate { .. } => StorageError::Duplicate { what: "ticket", key: t.sheet_no.to_string() },
-                other => other,
-            })?;
+            .await?;
+            p.add_unique(
+                &insert,
+                params![
+                    id,
+                    text(t.sheet_no.as_str()),
+                    s.css_serial_no.clone(),
+                    text(t.process.as_str()),
+                    t.version as i32,
+                    text(t.span.as_str()),
+                    text(t.status.as_str()),
+                    s.title.clone(),
+                    s.msisdn.clone(),
+                    s.complaint_source.clone(),
+                    s.category.clone(),
+                    s.urgency.clone(),
+                    s.customer_level.clone(),
+                    s.network_type.clone(),
+                    s.satisfaction.clone(),
+                    province,
+                    city,
+                    text(t.creator.as_str()),
+                    text(t.creator_org.as_str()),
+                    t.created_at,
+                    t.replied_at,
+                    t.closed_at,
+                    t.deadline,
+                    seq,
+                    1i32,
+                    state,
+                    rel_hash,
+                    s.solved,
+                    s.flags,
+                    w.repeat_count as i32,
+                    w.assurance.clone(),
+                    kpi_new.encode(),
+                    kw_hash,
+                ],
+                "ticket",
+                t.sheet_no.to_string(),
+            );
             (0, None, None, kpi_new)
         }
     };
     // One history row per action: the JSON array of its events.
     let body = serde_json::to_string(&w.events).map_err(|e| StorageError::Backend(e.to_string()))?;
-    let ins_event =
-        c.prepare_cached("INSERT INTO ticket_events (ticket_id, n, body) VALUES ($1, $2, $3)").await.map_err(err)?;
-    c.execute(&ins_event, &[&id, &first_event, &body]).await.map_err(err)?;
-    let ins_action = c
-        .prepare_cached(
-            "INSERT INTO actions (ticket_id, seq, action, code, actor, actor_org, step, at, on_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .await
-        .map_err(err)?;
+    let ins_event = prepared(c, "INSERT INTO ticket_events (ticket_id, n, body) VALUES ($1, $2, $3)").await?;
+    p.add(&ins_event, params![id, first_event, body]);
+    let ins_action = prepared(
+        c,
+        "INSERT INTO actions (ticket_id, seq, action, code, actor, actor_org, step, at, on_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .await?;
     for e in &w.events {
         if let Event::ActionRecorded(r) = e {
-            let seq = r.seq as i32;
-            let step = r.step.as_ref().map(|s| s.to_string());
-            c.execute(
+            p.add(
                 &ins_action,
-                &[
-                    &id,
-                    &seq,
-                    &r.action.as_str(),
-                    &r.code,
-                    &r.actor.as_str(),
-                    &r.actor_org.as_str(),
-                    &step,
-                    &r.at,
-                    &r.on_time,
+                params![
+                    id,
+                    r.seq as i32,
+                    text(r.action.as_str()),
+                    r.code,
+                    text(r.actor.as_str()),
+                    text(r.actor_org.as_str()),
+                    r.step.as_ref().map(|s| s.to_string()),
+                    r.at,
+                    r.on_time,
                 ],
-            )
-            .await
-            .map_err(err)?;
+            );
         }
     }
-    let del_tasks = c.prepare_cached("DELETE FROM tasks WHERE ticket_id = $1").await.map_err(err)?;
-    c.execute(&del_tasks, &[&id]).await.map_err(err)?;
-    let ins_task = c
-        .prepare_cached(
-            "INSERT INTO tasks (ticket_id, task_no, step, sub_order, grp, assignee, claimed_by, org, side, opened_at, accept_deadline, complete_deadline)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .await
-        .map_err(err)?;
+    let del_tasks = prepared(c, "DELETE FROM tasks WHERE ticket_id = $1").await?;
+    p.add(&del_tasks, params![id]);
+    let ins_task = prepared(
+        c,
+        "INSERT INTO tasks (ticket_id, task_no, step, sub_order, grp, assignee, claimed_by, org, side, opened_at, accept_deadline, complete_deadline)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .await?;
     for k in &t.tasks {
-        let no = k.no.0 as i32;
-        let sub = i32::from(k.sub_order.0);
-        let grp = k.group.as_ref().map(|g| g.to_string());
-        let assignee = k.assignee.as_ref().map(|u| u.to_string());
-        let claimed = k.claimed_by.as_ref().map(|u| u.to_string());
-        c.execute(
+        p.add(
             &ins_task,
-            &[
-                &id,
-                &no,
-                &k.step.as_str(),
-                &sub,
-                &grp,
-                &assignee,
-                &claimed,
-                &k.org.as_str(),
-                &k.side,
-                &k.opened_at,
-                &k.accept_deadline,
-                &k.complete_deadline,
+            params![
+                id,
+                k.no.0 as i32,
+                text(k.step.as_str()),
+                i32::from(k.sub_order.0),
+                k.group.as_ref().map(|g| g.to_string()),
+                k.assignee.as_ref().map(|u| u.to_string()),
+                k.claimed_by.as_ref().map(|u| u.to_string()),
+                text(k.org.as_str()),
+                k.side,
+                k.opened_at,
+                k.accept_deadline,
+                k.complete_deadline,
             ],
-        )
-        .await
-        .map_err(err)?;
+        );
     }
-    write_relations(c, id, s, changed).await?;
+    plan_relations(c, &mut p, id, s, changed, &old).await?;
     let now = w
         .events
         .iter()
         .find_map(|e| if let Event::ActionRecorded(r) = e { Some(r.at) } else { None })
         .unwrap_or(t.created_at);
-    for o in &w.outbox {
-        let payload = o.payload.to_string();
-        c.execute(
+    if !w.outbox.is_empty() {
+        let st = prepared(
+            c,
             "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
              VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
-            &[&id, &o.channel, &o.kind, &o.message_id, &payload, &now],
         )
-        .await
-        .map_err(err)?;
+        .await?;
+        for o in &w.outbox {
+            p.add(
+                &st,
+                params![id, o.channel.clone(), o.kind.clone(), o.message_id.clone(), o.payload.to_string(), now],
+            );
+        }
     }
     if let Some(doc) = &w.tmf {
-        c.execute(
+        let st = prepared(
+            c,
             "INSERT INTO tmf_tickets (ticket_id, body) VALUES ($1, $2) ON CONFLICT (ticket_id) DO UPDATE SET body = excluded.body",
-            &[&id, doc],
         )
-        .await
-        .map_err(err)?;
+        .await?;
+        p.add(&st, params![id, doc.clone()]);
     }
     for ch in &w.timers {
         match ch {
             TimerChange::Set { task, kind, due } => {
-                let no = task.map_or(0, |t| t.0 as i32);
-                c.execute(
+                let st = prepared(
+                    c,
                     "INSERT INTO timers (ticket_id, task_no, kind, due_at) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (ticket_id, task_no, kind) DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
-                    &[&id, &no, &timer_kind(*kind), due],
                 )
-                .await
-                .map_err(err)?;
+                .await?;
+                p.add(&st, params![id, task.map_or(0, |t| t.0 as i32), text(timer_kind(*kind)), *due]);
             }
             TimerChange::CancelTask { task } => {
-                let no = task.0 as i32;
-                c.execute("DELETE FROM timers WHERE ticket_id = $1 AND task_no = $2", &[&id, &no])
-                    .await
-                    .map_err(err)?;
+                let st = prepared(c, "DELETE FROM timers WHERE ticket_id = $1 AND task_no = $2").await?;
+                p.add(&st, params![id, task.0 as i32]);
             }
             TimerChange::CancelAll => {
-                c.execute("DELETE FROM timers WHERE ticket_id = $1", &[&id]).await.map_err(err)?;
+                let st = prepared(c, "DELETE FROM timers WHERE ticket_id = $1").await?;
+                p.add(&st, params![id]);
             }
         }
     }
     if let Some(idem) = &w.idempotency {
-        c.execute(
-            "INSERT INTO idempotency (key, response, created_at) VALUES ($1, $2, $3)",
-            &[&idem.key, &idem.response, &t.created_at],
-        )
-        .await
-        .map_err(err)?;
+        let st = prepared(c, "INSERT INTO idempotency (key, response, created_at) VALUES ($1, $2, $3)").await?;
+        p.add(&st, params![idem.key.clone(), idem.response.clone(), t.created_at]);
     }
     // Last: the daily KPI rows are shared by every ticket of a day, region and category, and an
-    // update holds its row's lock until COMMIT. Taken at the end, the lock is held for one round
-    // trip and the commit rather than for the whole write, so concurrent writers of one day's
-    // tickets wait on each other for that much only. (`deltas` come sorted by key, so two writes
-    // never wait on each other crosswise.)
-    add_kpi_deltas(c, &deltas(kpi_old.as_ref(), Some(&kpi_new))).await?;
+    // update holds its row's lock until COMMIT. Taken at the end, the lock is held for the rest of
+    // the pipeline and the commit rather than for the whole write, so concurrent writers of one
+    // day's tickets wait on each other for that much only. (`deltas` come sorted by key, so two
+    // writes never wait on each other crosswise.)
+    let kpi = deltas(kpi_old.as_ref(), Some(&kpi_new));
+    if !kpi.is_empty() {
+        let st = prepared(c, upsert_sql(Dialect::Postgres)).await?;
+        for d in kpi {
+            let mut row: Vec<Arg> = params![
+                d.day,
+                d.region,
+                i16::from(d.main),
+                d.province,
+                d.city,
+                d.category,
+                d.source,
+                d.process,
+                d.span
+            ];
+            row.extend(d.counts.iter().map(|v| Box::new(*v) as Arg));
+            p.add(&st, row);
+        }
+    }
+    p.run(c).await?;
     Ok(Committed::Written { seq: t.seq })
 }
 
