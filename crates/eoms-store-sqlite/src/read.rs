@@ -223,7 +223,9 @@ fn outbox_from(r: &Row) -> rusqlite::Result<(OutboxRow, String)> {
 }
 
 pub(crate) fn outbox_row(c: &Connection, id: i64) -> Result<OutboxRow, StorageError> {
-    c.query_row(&format!("SELECT {OUTBOX_COLS} FROM outbox WHERE id = ?1"), [id], outbox_from)
+    c.prepare_cached(&format!("SELECT {OUTBOX_COLS} FROM outbox WHERE id = ?1"))
+        .map_err(err)?
+        .query_row([id], outbox_from)
         .map(|(r, _)| r)
         .map_err(err)
 }

@@ -601,10 +601,11 @@ pub(crate) fn timer_fired(c: &Connection, t: &DueTimer) -> Result<(), StorageErr
 
 /// Marks an outbox row delivered (its lease released).
 pub(crate) fn outbox_delivered(c: &Connection, id: i64, at: Timestamp) -> Result<(), StorageError> {
-    c.execute(
+    c.prepare_cached(
         "UPDATE outbox SET status = 'delivered', delivered_at = ?2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
-        params![id, ms(&at)],
     )
+    .map_err(err)?
+    .execute(params![id, ms(&at)])
     .map_err(err)?;
     Ok(())
 }
@@ -639,7 +640,9 @@ pub(crate) fn claim_outbox(
         .map_err(err)?
         .into_iter()
         .map(|id| {
-            c.execute("UPDATE outbox SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1", params![id, node, now_ms + lease_secs * 1000])
+            c.prepare_cached("UPDATE outbox SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1")
+                .map_err(err)?
+                .execute(params![id, node, now_ms + lease_secs * 1000])
                 .map_err(err)?;
             crate::read::outbox_row(c, id)
         })
