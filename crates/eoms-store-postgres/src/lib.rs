@@ -376,6 +376,25 @@ async fn plan_relations(
     Ok(())
 }
 
+/// The ticket row's columns that describe the complaint, from `span` to `city`, in the order both
+/// the insert and the update name them.
+fn described(t: &Ticket, s: &Summary) -> Vec<Arg> {
+    params![
+        text(t.span.as_str()),
+        text(t.status.as_str()),
+        s.title.clone(),
+        s.msisdn.clone(),
+        s.complaint_source.clone(),
+        s.category.clone(),
+        s.urgency.clone(),
+        s.customer_level.clone(),
+        s.network_type.clone(),
+        s.satisfaction.clone(),
+        s.province.as_ref().map(|o| o.to_string()),
+        s.city.as_ref().map(|o| o.to_string()),
+    ]
+}
+
 /// One action's write, in the caller's transaction: the idempotency check, the ticket row locked
 /// and checked (with the relation rows, sent together), then every write as one pipeline.
 async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed, StorageError> {
@@ -389,8 +408,6 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
     let s = &w.summary;
     let id = t.id.0 as i64;
     let state = serde_json::to_string(t).map_err(|e| StorageError::Backend(e.to_string()))?;
-    let province = s.province.as_ref().map(|o| o.to_string());
-    let city = s.city.as_ref().map(|o| o.to_string());
     let seq = t.seq as i32;
     let (rel_hash, kw_hash) = (s.relations_hash(), s.keywords_hash());
     let mut p = Pipeline::default();
@@ -438,33 +455,26 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
             .await?;
             p.add(
                 &update,
-                params![
-                    id,
-                    s.css_serial_no.clone(),
-                    text(t.span.as_str()),
-                    text(t.status.as_str()),
-                    s.title.clone(),
-                    s.msisdn.clone(),
-                    s.complaint_source.clone(),
-                    s.category.clone(),
-                    s.urgency.clone(),
-                    s.customer_level.clone(),
-                    s.network_type.clone(),
-                    s.satisfaction.clone(),
-                    province,
-                    city,
-                    t.replied_at,
-                    t.closed_at,
-                    t.deadline,
-                    seq,
-                    events + 1,
-                    state,
-                    rel_hash,
-                    s.solved,
-                    s.flags,
-                    kpi_new.encode(),
-                    kw_hash,
-                ],
+                [
+                    params![id, s.css_serial_no.clone()],
+                    described(t, s),
+                    params![
+                        t.replied_at,
+                        t.closed_at,
+                        t.deadline,
+                        seq,
+                        events + 1,
+                        state,
+                        rel_hash,
+                        s.solved,
+                        s.flags,
+                        kpi_new.encode(),
+                        kw_hash,
+                    ],
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
             );
             (events, Some((old_rel != rel_hash, old_kw != kw_hash)), Contribution::decode(old_kpi.as_deref()), kpi_new)
         }
@@ -481,41 +491,37 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
             .await?;
             p.add_unique(
                 &insert,
-                params![
-                    id,
-                    text(t.sheet_no.as_str()),
-                    s.css_serial_no.clone(),
-                    text(t.process.as_str()),
-                    t.version as i32,
-                    text(t.span.as_str()),
-                    text(t.status.as_str()),
-                    s.title.clone(),
-                    s.msisdn.clone(),
-                    s.complaint_source.clone(),
-                    s.category.clone(),
-                    s.urgency.clone(),
-                    s.customer_level.clone(),
-                    s.network_type.clone(),
-                    s.satisfaction.clone(),
-                    province,
-                    city,
-                    text(t.creator.as_str()),
-                    text(t.creator_org.as_str()),
-                    t.created_at,
-                    t.replied_at,
-                    t.closed_at,
-                    t.deadline,
-                    seq,
-                    1i32,
-                    state,
-                    rel_hash,
-                    s.solved,
-                    s.flags,
-                    w.repeat_count as i32,
-                    w.assurance.clone(),
-                    kpi_new.encode(),
-                    kw_hash,
-                ],
+                [
+                    params![
+                        id,
+                        text(t.sheet_no.as_str()),
+                        s.css_serial_no.clone(),
+                        text(t.process.as_str()),
+                        t.version as i32
+                    ],
+                    described(t, s),
+                    params![
+                        text(t.creator.as_str()),
+                        text(t.creator_org.as_str()),
+                        t.created_at,
+                        t.replied_at,
+                        t.closed_at,
+                        t.deadline,
+                        seq,
+                        1i32,
+                        state,
+                        rel_hash,
+                        s.solved,
+                        s.flags,
+                        w.repeat_count as i32,
+                        w.assurance.clone(),
+                        kpi_new.encode(),
+                        kw_hash,
+                    ],
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
                 "ticket",
                 t.sheet_no.to_string(),
             );
@@ -1615,8 +1621,6 @@ impl Store for PgStore {
 mod migration_list {
     #[test]
     fn the_migrations_are_the_shared_list() {
-        let ours: Vec<(i64, &str)> = super::MIGRATION_SQL.iter().map(|(n, name, _)| (*n, *name)).collect();
-        assert_eq!(ours, eoms_store::MIGRATIONS, "same numbers and names as every other backend");
-        assert_eq!(ours.last().map(|(n, _)| *n), Some(eoms_store::SCHEMA_VERSION));
+        eoms_store::assert_same_migrations(super::MIGRATION_SQL);
     }
 }

@@ -967,8 +967,6 @@ pub fn write_directly(path: &Path, writes: &[TicketWrite], batch: usize) -> Resu
 mod migration_list {
     #[test]
     fn the_migrations_are_the_shared_list() {
-        let ours: Vec<(i64, &str)> = super::MIGRATION_SQL.iter().map(|(n, name, _)| (*n, *name)).collect();
-        assert_eq!(ours, eoms_store::MIGRATIONS, "same numbers and names as every other backend");
-        assert_eq!(ours.last().map(|(n, _)| *n), Some(eoms_store::SCHEMA_VERSION));
+        eoms_store::assert_same_migrations(super::MIGRATION_SQL);
     }
 }

@@ -52,6 +52,14 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (15, "keywords_hash"),
 ];
 
+/// Panics unless a backend's migrations (number, name, SQL) are [`MIGRATIONS`], ending at
+/// [`SCHEMA_VERSION`]: each backend's tests call it, so that no backend misses or renames one.
+pub fn assert_same_migrations(backend: &[(i64, &str, &str)]) {
+    let ours: Vec<(i64, &str)> = backend.iter().map(|(n, name, _)| (*n, *name)).collect();
+    assert_eq!(ours, MIGRATIONS, "same numbers and names as every other backend");
+    assert_eq!(ours.last().map(|(n, _)| *n), Some(SCHEMA_VERSION));
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StorageError {
     /// Someone else changed the ticket since it was read (optimistic concurrency).
