@@ -99,7 +99,13 @@ pub enum TargetKind {
 }
 
 /// Loose input as it arrives from JSON or TOML.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Read by its own visitor rather than `#[serde(untagged)]`: an untagged enum buffers each value
+/// and tries the variants in turn, building (and formatting) an error for each that does not fit —
+/// three for every text field of every form a server reads. The visitor takes each value as what
+/// it is; the result is the same (a whole number beyond `i64` is a `Float`, as the untagged
+/// order made it).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Input {
     Bool(bool),
@@ -108,6 +114,54 @@ pub enum Input {
     Str(String),
     List(Vec<Input>),
     Table(BTreeMap<String, Input>),
+}
+
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Input, D::Error> {
+        d.deserialize_any(InputVisitor)
+    }
+}
+
+struct InputVisitor;
+
+impl<'de> serde::de::Visitor<'de> for InputVisitor {
+    type Value = Input;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a yes/no, a number, a text, a list or a table")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Input, E> {
+        Ok(Input::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Input, E> {
+        Ok(Input::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Input, E> {
+        Ok(i64::try_from(v).map_or(Input::Float(v as f64), Input::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Input, E> {
+        Ok(Input::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Input, E> {
+        Ok(Input::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Input, E> {
+        Ok(Input::Str(v))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Input, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(v) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Input::List(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Input, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some((k, v)) = map.next_entry::<String, Input>()? {
+            out.insert(k, v);
+        }
+        Ok(Input::Table(out))
+    }
 }
 
 impl Input {

@@ -2,6 +2,7 @@
 //! the domain, and invariants under random action sequences.
 
 mod helpers;
+mod input;
 mod invariants;
 mod refusals;
 mod routing;
