@@ -205,22 +205,6 @@ async fn kpi_rows(c: &impl GenericClient, sql: &str, b: &Builder) -> Result<Vec<
 }
 
 /// Adds changes to the daily KPI rows ([`eoms_store::kpi`]), in key order.
-async fn add_kpi_deltas(c: &impl GenericClient, deltas: &[Delta]) -> Result<(), StorageError> {
-    if deltas.is_empty() {
-        return Ok(());
-    }
-    let st = c.prepare_cached(upsert_sql(Dialect::Postgres)).await.map_err(err)?;
-    for d in deltas {
-        let main = i16::from(d.main);
-        let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 9] =
-            [&d.day, &d.region, &main, &d.province, &d.city, &d.category, &d.source, &d.process, &d.span];
-        let all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-            keys.into_iter().chain(d.counts.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))).collect();
-        c.execute(&st, &all).await.map_err(err)?;
-    }
-    Ok(())
-}
-
 /// Fills `kpi_daily` and `tickets.kpi` from the tickets already stored (the upgrade to schema 12),
 /// in the migration's transaction.
 async fn fill_kpi_daily(c: &impl GenericClient) -> Result<(), StorageError> {
@@ -260,7 +244,7 @@ async fn fill_kpi_daily(c: &impl GenericClient) -> Result<(), StorageError> {
             totals.add(&k);
         }
     }
-    add_kpi_deltas(c, &totals.into_deltas()).await
+    add_kpi_deltas(c, totals.into_deltas()).await
 }
 
 /// An owned statement argument, so that a pipeline's statements can be queued before any is sent.
@@ -338,7 +322,7 @@ async fn plan_relations(
     )
     .await?;
     if relations {
-        let (gone, added) = relation_changes(&old.0, &s.orgs);
+        let (gone, added) = relation_changes(&old.0, s.orgs.iter());
         let del = prepared(c, "DELETE FROM ticket_orgs WHERE org_id = $1 AND relation = $2 AND ticket_id = $3").await?;
         for (rel, o) in gone {
             p.add(&del, params![o.clone(), rel.clone(), id]);
@@ -351,8 +335,7 @@ async fn plan_relations(
         for (rel, o) in added {
             p.add(&ins, params![text(o.as_str()), text(rel), id]);
         }
-        let state_users: Vec<(&'static str, UserId)> = s.state_users().cloned().collect();
-        let (gone, added) = relation_changes(&old.1, &state_users);
+        let (gone, added) = relation_changes(&old.1, s.state_users());
         let del =
             prepared(c, "DELETE FROM ticket_users WHERE user_id = $1 AND relation = $2 AND ticket_id = $3").await?;
         for (rel, u) in gone {
@@ -374,6 +357,28 @@ async fn plan_relations(
         p.add(&st, params![id, s.keywords.clone()]);
     }
     Ok(())
+}
+
+/// Queues the upserts that add `deltas` to the daily KPI rows.
+async fn queue_kpi_deltas(c: &impl GenericClient, p: &mut Pipeline, deltas: Vec<Delta>) -> Result<(), StorageError> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let st = prepared(c, upsert_sql(Dialect::Postgres)).await?;
+    for d in deltas {
+        let mut row: Vec<Arg> =
+            params![d.day, d.region, i16::from(d.main), d.province, d.city, d.category, d.source, d.process, d.span];
+        row.extend(d.counts.iter().map(|v| Box::new(*v) as Arg));
+        p.add(&st, row);
+    }
+    Ok(())
+}
+
+/// Adds `deltas` to the daily KPI rows, as one pipeline.
+async fn add_kpi_deltas(c: &impl GenericClient, deltas: Vec<Delta>) -> Result<(), StorageError> {
+    let mut p = Pipeline::default();
+    queue_kpi_deltas(c, &mut p, deltas).await?;
+    p.run(c).await
 }
 
 /// The ticket row's columns that describe the complaint, from `span` to `city`, in the order both
@@ -640,25 +645,7 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
     // the pipeline and the commit rather than for the whole write, so concurrent writers of one
     // day's tickets wait on each other for that much only. (`deltas` come sorted by key, so two
     // writes never wait on each other crosswise.)
-    let kpi = deltas(kpi_old.as_ref(), Some(&kpi_new));
-    if !kpi.is_empty() {
-        let st = prepared(c, upsert_sql(Dialect::Postgres)).await?;
-        for d in kpi {
-            let mut row: Vec<Arg> = params![
-                d.day,
-                d.region,
-                i16::from(d.main),
-                d.province,
-                d.city,
-                d.category,
-                d.source,
-                d.process,
-                d.span
-            ];
-            row.extend(d.counts.iter().map(|v| Box::new(*v) as Arg));
-            p.add(&st, row);
-        }
-    }
+    queue_kpi_deltas(c, &mut p, deltas(kpi_old.as_ref(), Some(&kpi_new))).await?;
     p.run(c).await?;
     Ok(Committed::Written { seq: t.seq })
 }

@@ -123,8 +123,9 @@ fn configure(conn: &Connection) -> Result<(), StorageError> {
          CREATE TEMP TABLE IF NOT EXISTS keywords_pending (id INTEGER PRIMARY KEY, keywords TEXT NOT NULL);",
         // cache_size: 64 MB for the writer holds the hot pages (B-tree interiors, the newest
         // tickets, the index tails); at 128 MB a loaded server passed its 200 MB memory target
-        // with no gain in throughput (docs/BENCHMARKS.md). temp_store = MEMORY keeps each
-        // request's savepoint journal in memory (on disk it cost a third of the writer's time).
+        // with no gain in throughput (docs/BENCHMARKS.md). temp_store = MEMORY keeps the
+        // statement and savepoint journals in memory (on disk, when every request had a savepoint,
+        // they cost a third of the writer's time).
         // The writer checkpoints every 4000 pages (16 MB of WAL): a checkpoint beside a writer
         // that never pauses cannot catch up, and the WAL would grow without bound.
         // keywords_pending: see `write::flush_keywords`.

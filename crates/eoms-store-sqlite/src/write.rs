@@ -141,12 +141,12 @@ fn run_batch(conn: &Connection, batch: &mut [Work], savepoints: bool) -> Result<
 }
 
 /// Writes the keywords the batch's actions changed into the full-text index, once per ticket,
-/// just before COMMIT — in the same transaction, outside the per-request savepoints. FTS5 writes
+/// just before COMMIT — in the same transaction, outside any per-request savepoint. FTS5 writes
 /// its pending terms out as a new index segment whenever a savepoint opens, so keywords written
 /// inside each request's savepoint made one segment (and its merges) per action: a tenth of the
 /// writer's time under load. Written here, a batch makes one. Each action puts its keywords in
-/// the temporary table `keywords_pending` inside its savepoint, so a request that fails leaves
-/// nothing there.
+/// the temporary table `keywords_pending`, a write like any other: a request that fails after it
+/// makes its batch run again with savepoints (see [`run_batch`]), so it leaves nothing there.
 pub(crate) fn flush_keywords(c: &Connection) -> Result<(), StorageError> {
     let pending = c
         .prepare_cached("SELECT id, keywords FROM temp.keywords_pending")
@@ -426,7 +426,7 @@ fn write_relations(c: &Connection, id: i64, s: &Summary, changed: Option<(bool, 
             rows.collect::<Result<_, _>>().map_err(err)
         };
         let orgs = old("SELECT relation, org_id FROM ticket_orgs WHERE ticket_id = ?1")?;
-        let (gone, added) = relation_changes(&orgs, &s.orgs);
+        let (gone, added) = relation_changes(&orgs, s.orgs.iter());
         let mut del = c
             .prepare_cached("DELETE FROM ticket_orgs WHERE org_id = ?1 AND relation = ?2 AND ticket_id = ?3")
             .map_err(err)?;
@@ -440,8 +440,7 @@ fn write_relations(c: &Connection, id: i64, s: &Summary, changed: Option<(bool, 
             ins.execute(params![o.as_str(), rel, id]).map_err(err)?;
         }
         let users = old("SELECT relation, user_id FROM ticket_users WHERE ticket_id = ?1 AND relation <> 'actor'")?;
-        let state_users: Vec<(&'static str, UserId)> = s.state_users().cloned().collect();
-        let (gone, added) = relation_changes(&users, &state_users);
+        let (gone, added) = relation_changes(&users, s.state_users());
         let mut del = c
             .prepare_cached("DELETE FROM ticket_users WHERE user_id = ?1 AND relation = ?2 AND ticket_id = ?3")
             .map_err(err)?;

@@ -193,7 +193,7 @@ impl Summary {
             h.eat(rel);
             h.eat(o.as_str());
         }
-        for (rel, u) in self.users.iter().filter(|(rel, _)| *rel != "actor") {
+        for (rel, u) in self.state_users() {
             h.eat(rel);
             h.eat(u.as_str());
         }
@@ -211,7 +211,7 @@ impl Summary {
     }
 
     /// The non-actor user relations (the ones that follow the ticket's state).
-    pub fn state_users(&self) -> impl Iterator<Item = &(&'static str, UserId)> {
+    pub fn state_users(&self) -> impl Iterator<Item = &(&'static str, UserId)> + Clone {
         self.users.iter().filter(|(rel, _)| *rel != "actor")
     }
 
@@ -243,12 +243,12 @@ pub type RelationChanges<'a, K> = (Vec<&'a (String, String)>, Vec<&'a (&'static 
 /// ones it should have (`new`): the rows to delete and the rows to insert. A write touches only
 /// the relations that changed — usually one or two of a dozen — rather than deleting and
 /// inserting them all, each a change to two B-trees.
-pub fn relation_changes<'a, K: AsRef<str>>(
+pub fn relation_changes<'a, K: AsRef<str> + 'a>(
     old: &'a [(String, String)],
-    new: &'a [(&'static str, K)],
+    new: impl Iterator<Item = &'a (&'static str, K)> + Clone,
 ) -> RelationChanges<'a, K> {
-    let has = |rel: &str, key: &str, list: &[(String, String)]| list.iter().any(|(r, k)| r == rel && k == key);
-    let gone = old.iter().filter(|(r, k)| !new.iter().any(|(nr, nk)| nr == r && nk.as_ref() == k)).collect();
-    let added = new.iter().filter(|(r, k)| !has(r, k.as_ref(), old)).collect();
+    let same = |(or, ok): &(String, String), (nr, nk): &(&str, K)| or == nr && ok == nk.as_ref();
+    let gone = old.iter().filter(|o| !new.clone().any(|n| same(o, n))).collect();
+    let added = new.filter(|n| !old.iter().any(|o| same(o, n))).collect();
     (gone, added)
 }
