@@ -277,10 +277,10 @@ pub fn decide(
         run.push(Event::Counted { counter: c.clone() });
     }
     if let Some(f) = &action.copy_to
-        && let Some(Value::List(users)) = run.form_value(f).cloned()
+        && let Some(Value::List(users)) = run.form_value(f)
     {
         let users: Vec<UserId> =
-            users.into_iter().filter_map(|u| if let Value::User(u) = u { Some(u) } else { None }).collect();
+            users.iter().filter_map(|u| if let Value::User(u) = u { Some(u.clone()) } else { None }).collect();
         run.effects.push(Effect::Notify {
             kind: NotifyKind::CopiedTo,
             action: action.key.clone(),
@@ -1186,7 +1186,7 @@ impl<'a> Run<'a> {
         let sub = self.sub;
         if let Some(fork) = &action.fork {
             let mut targets = match self.form_value(&fork.field) {
-                Some(Value::Targets(ts)) => ts.clone(),
+                Some(Value::Targets(ts)) => ts.to_vec(),
                 _ => Vec::new(),
             };
             for auto in &fork.auto {

@@ -585,7 +585,7 @@ mod tests {
         m.insert("is_fault", Value::Bool(true));
         m.insert("source", Value::text("miit_appeal"));
         m.insert("n", Value::Int(3));
-        m.insert("targets", Value::List(vec![Value::text("sd"), Value::text("sd")]));
+        m.insert("targets", Value::List([Value::text("sd"), Value::text("sd")].into()));
         Vars(m)
     }
 

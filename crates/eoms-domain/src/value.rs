@@ -26,8 +26,10 @@ pub enum Value {
     Msisdn(Msisdn),
     Org(OrgUnitId),
     User(UserId),
-    List(Vec<Value>),
-    Targets(Vec<Target>),
+    /// A list (users, org units, a category path): shared, so copying a ticket's fields or a
+    /// form does not copy its items.
+    List(Arc<[Value]>),
+    Targets(Arc<[Target]>),
 }
 
 impl Value {
@@ -281,7 +283,7 @@ impl FieldType {
                     Input::Str(s) if !trim(s).is_empty() => Ok(Value::User(UserId::new(trim(s)))),
                     _ => Err(Expected("a list of user names")),
                 })
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Arc<[_]>, _>>()
                 .map(Value::List),
             (FieldType::Users, Input::Str(s)) => Ok(Value::List(
                 s.split([',', ';', '，'])
@@ -297,7 +299,7 @@ impl FieldType {
                     Input::Str(s) if !trim(s).is_empty() => Ok(Value::Org(OrgUnitId::new(trim(s)))),
                     _ => Err(Expected("a list of org unit codes")),
                 })
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Arc<[_]>, _>>()
                 .map(Value::List),
             (FieldType::Orgs, Input::Str(s)) => Ok(Value::List(
                 s.split([',', ';', '，'])
@@ -313,14 +315,14 @@ impl FieldType {
                     Input::Str(s) if !trim(s).is_empty() => Ok(Value::text(trim(s))),
                     _ => Err(Expected("a list of codes")),
                 })
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Arc<[_]>, _>>()
                 .map(Value::List),
             (FieldType::Path, Input::Str(s)) => Ok(Value::List(
                 s.split(['>', '/', '|']).map(str::trim).filter(|s| !s.is_empty()).map(Value::text).collect(),
             )),
             (FieldType::Path, _) => Err(Expected("a list of codes")),
             (FieldType::Targets, Input::List(items)) => {
-                items.iter().map(parse_target).collect::<Result<Vec<_>, _>>().map(Value::Targets)
+                items.iter().map(parse_target).collect::<Result<Arc<[_]>, _>>().map(Value::Targets)
             }
             (FieldType::Targets, _) => Err(Expected("a list of {role, org, kind} targets")),
         }
