@@ -980,7 +980,12 @@ impl<'a> Run<'a> {
     fn open_task_in(&mut self, step: &'a Step, target: Option<&Target>) -> Result<TaskNo, DomainError> {
         let sub = self.sub;
         let so = self.t.sub_order(sub).ok_or_else(|| DomainError::Definition { detail: "no such sub-order".into() })?;
-        let routed = |this: &Self, roles: &[FlowRoleKey], region: &Expr| -> Result<Owner, DomainError> {
+        // The step's region, evaluated once: it places the task and, when routed, its group.
+        let region_org = match (target, &step.assign) {
+            (None, Assign::Route { region, .. } | Assign::ClaimerOf { region, .. }) => Some(self.eval_org(region)?),
+            _ => None,
+        };
+        let routed = |this: &Self, roles: &[FlowRoleKey]| -> Result<Owner, DomainError> {
             if target.is_none()
                 && let Some(u) = self.t.claimer_of(sub, step.key.as_str())
             {
@@ -997,9 +1002,10 @@ impl<'a> Run<'a> {
             if let Some(g) = target.and_then(|t| t.group.clone()) {
                 return Ok((Some(g), None, None));
             }
-            let at = match target {
-                Some(t) => t.org.clone(),
-                None => this.eval_org(region)?,
+            let at = match (target, &region_org) {
+                (Some(t), _) => t.org.clone(),
+                (None, Some(o)) => o.clone(),
+                (None, None) => return Err(DomainError::Definition { detail: "a routed step has no region".into() }),
             };
             let env = this.env();
             let dims = &this.w.def.dimensions;
@@ -1020,7 +1026,7 @@ impl<'a> Run<'a> {
         };
         let person = |u: &UserId| (None, Some(u.clone()), Some(u.clone()));
         let (group, assignee, claimed) = match &step.assign {
-            Assign::Route { roles, region } => routed(self, roles, region)?,
+            Assign::Route { roles, .. } => routed(self, roles)?,
             Assign::Creator => person(&self.t.creator),
             Assign::PreviousOwner => {
                 let u = so.last_owner.as_ref().ok_or_else(|| DomainError::Definition {
@@ -1028,9 +1034,9 @@ impl<'a> Run<'a> {
                 })?;
                 person(u)
             }
-            Assign::ClaimerOf { step: of, roles, region } => match self.t.claimer_of(sub, of.as_str()) {
+            Assign::ClaimerOf { step: of, roles, .. } => match self.t.claimer_of(sub, of.as_str()) {
                 Some(u) if target.is_none() => person(u),
-                _ => routed(self, roles, region)?,
+                _ => routed(self, roles)?,
             },
         };
         let (accept, complete) = if step.clock_paused { (None, None) } else { step.limits.resolve(&self.env()) };
@@ -1047,11 +1053,11 @@ impl<'a> Run<'a> {
             step: step.key.clone(),
             group,
             assignee,
-            org: match (target, &step.assign) {
-                (Some(t), _) => t.org.clone(),
-                (None, Assign::Creator) => self.t.creator_org.clone(),
-                (None, Assign::Route { region, .. } | Assign::ClaimerOf { region, .. }) => self.eval_org(region)?,
-                (None, Assign::PreviousOwner) => so.org.clone(),
+            org: match (target, &step.assign, region_org) {
+                (Some(t), _, _) => t.org.clone(),
+                (None, _, Some(o)) => o,
+                (None, Assign::Creator, None) => self.t.creator_org.clone(),
+                (None, _, None) => so.org.clone(),
             },
             side: step.side,
             opened_at: self.now,
