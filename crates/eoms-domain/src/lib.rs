@@ -10,6 +10,7 @@ pub mod definition;
 pub mod engine;
 pub mod error;
 pub mod expr;
+pub mod field_map;
 pub mod ids;
 pub mod org;
 pub mod scenario;

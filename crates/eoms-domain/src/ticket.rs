@@ -15,6 +15,7 @@
 //! ```
 
 use crate::definition::TicketStatus;
+use crate::field_map::FieldMap;
 use crate::ids::{
     ActionKey, FieldKey, FlowRoleKey, OrgUnitId, ProcessKey, SpanKey, StepKey, SubOrderNo, SubRoleId, TaskNo, TicketId,
     UserId,
@@ -224,7 +225,7 @@ pub struct Ticket {
     pub creator: UserId,
     pub creator_org: OrgUnitId,
     /// The ticket's field values, sorted by key.
-    pub fields: Arc<Vec<(FieldKey, Value)>>,
+    pub fields: FieldMap,
     pub created_at: Timestamp,
     pub replied_at: Option<Timestamp>,
     pub closed_at: Option<Timestamp>,
@@ -286,7 +287,7 @@ impl Ticket {
             status: TicketStatus::Open,
             creator: creator.clone(),
             creator_org: creator_org.clone(),
-            fields: Arc::default(),
+            fields: FieldMap::default(),
             created_at: *at,
             replied_at: None,
             closed_at: None,
@@ -339,7 +340,7 @@ impl Ticket {
         self.sub_orders.get_mut(no.0 as usize)
     }
     pub fn field(&self, k: &str) -> Option<&Value> {
-        self.fields.binary_search_by(|(f, _)| f.as_str().cmp(k)).ok().map(|i| &self.fields[i].1)
+        self.fields.get(k)
     }
     pub fn count(&self, counter: &str) -> u32 {
         self.counters.iter().find(|(k, _)| k == counter).map_or(0, |(_, n)| *n)
@@ -352,7 +353,7 @@ impl Ticket {
         match e {
             Event::Created { .. } => {}
             Event::ActionRecorded(r) => self.seq = r.seq,
-            Event::FieldsSet { fields } => self.set_fields(fields),
+            Event::FieldsSet { fields } => self.fields.set(fields),
             Event::SubOrderOpened { no, parent, org, role, kind } => {
                 debug_assert_eq!(no.0 as usize, self.sub_orders.len());
                 self.sub_orders.push(SubOrder {
@@ -472,50 +473,6 @@ impl Ticket {
                 }
             }
             Event::DeadlineMarked { task: None, mark } => self.marks |= mark,
-        }
-    }
-
-    /// Writes field values (later ones win over earlier ones with the same key).
-    fn set_fields(&mut self, fields: &[(FieldKey, Value)]) {
-        let sorted = fields.windows(2).all(|w| w[0].0 < w[1].0);
-        if sorted && self.fields.is_empty() {
-            self.fields = Arc::new(fields.to_vec());
-            return;
-        }
-        if sorted && Arc::strong_count(&self.fields) + Arc::weak_count(&self.fields) > 1 {
-            // Shared with another copy of the ticket (the state decided on): one merge of the two
-            // sorted lists into a new map rather than a copy and an insertion per value.
-            let old = &self.fields;
-            let mut out = Vec::with_capacity(old.len() + fields.len());
-            let (mut i, mut j) = (0, 0);
-            while i < old.len() && j < fields.len() {
-                match old[i].0.cmp(&fields[j].0) {
-                    std::cmp::Ordering::Less => {
-                        out.push(old[i].clone());
-                        i += 1;
-                    }
-                    std::cmp::Ordering::Equal => {
-                        out.push(fields[j].clone());
-                        i += 1;
-                        j += 1;
-                    }
-                    std::cmp::Ordering::Greater => {
-                        out.push(fields[j].clone());
-                        j += 1;
-                    }
-                }
-            }
-            out.extend_from_slice(&old[i..]);
-            out.extend_from_slice(&fields[j..]);
-            self.fields = Arc::new(out);
-            return;
-        }
-        let map = Arc::make_mut(&mut self.fields);
-        for (k, v) in fields {
-            match map.binary_search_by(|(f, _)| f.cmp(k)) {
-                Ok(i) => map[i].1 = v.clone(),
-                Err(i) => map.insert(i, (k.clone(), v.clone())),
-            }
         }
     }
 
