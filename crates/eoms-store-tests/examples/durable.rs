@@ -89,6 +89,32 @@ async fn drive<S: Store>(store: Arc<S>, writers: usize, lifecycles: Vec<Vec<Tick
     (all.len() as f64 / secs, all)
 }
 
+/// Bytes this process has handed to write calls (Linux; `None` elsewhere).
+fn written_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines().find_map(|l| l.strip_prefix("wchar: ")).and_then(|v| v.trim().parse().ok())
+}
+
+/// Writes `writes` in transactions of `batch` on one connection of a new database: actions/s.
+async fn raw_baseline(path: &std::path::Path, writes: Vec<TicketWrite>, batch: usize) -> f64 {
+    {
+        let s = eoms_store_sqlite::SqliteStore::open(path).unwrap();
+        s.migrate(t0()).await.unwrap();
+    }
+    let path = path.to_path_buf();
+    let start = Instant::now();
+    let count = writes.len();
+    let written = written_bytes();
+    tokio::task::spawn_blocking(move || eoms_store_sqlite::write_directly(&path, &writes, batch).unwrap())
+        .await
+        .unwrap();
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    if let (Some(a), Some(b)) = (written, written_bytes()) {
+        println!("  {} KB written per action (WAL and checkpoints)", (b - a) / count as u64 / 1024);
+    }
+    rate
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut args = std::env::args().skip(1);
@@ -97,7 +123,16 @@ async fn main() {
     let actions: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(14_000);
     let n = (actions / 7).div_ceil(writers) * writers;
     let lifecycles: Vec<Vec<TicketWrite>> = (0..n as u64).map(|i| lifecycle(1_000_000 + i)).collect();
-    let flat: Vec<TicketWrite> = lifecycles.iter().flatten().cloned().collect();
+    // The baselines write the same actions in two orders. In commit order — each writer's next
+    // action in turn, as group commit puts them in one transaction: one action from each of up
+    // to 64 tickets — and, for comparison, in lifecycle order (a ticket's 7 actions one after
+    // the other), which touches far fewer pages per transaction but is not the work the writer did.
+    let per = n / writers;
+    let in_commit_order: Vec<TicketWrite> = (0..per * 7)
+        .flat_map(|i| (0..writers).map(move |w| (w * per + i / 7, i % 7)))
+        .map(|(l, a)| lifecycles[l][a].clone())
+        .collect();
+    let in_lifecycle_order: Vec<TicketWrite> = lifecycles.iter().flatten().cloned().collect();
     match backend.as_str() {
         "sqlite" => {
             let dir = std::env::temp_dir().join(eoms_store_tests::unique("eoms-durable"));
@@ -107,23 +142,11 @@ async fn main() {
             let (rate, lat) = drive(store.clone(), writers, lifecycles).await;
             let (commits, requests) = store.commit_stats();
             let batch = (requests as f64 / commits as f64).round().max(1.0) as usize;
-            // The baseline: the same writes, the same batch size, one connection, same settings.
-            let base_path = dir.join("raw.db");
-            {
-                let s = eoms_store_sqlite::SqliteStore::open(&base_path).unwrap();
-                s.migrate(t0()).await.unwrap();
-            }
-            let start = Instant::now();
-            let count = flat.len();
-            let frames = tokio::task::spawn_blocking(move || {
-                eoms_store_sqlite::write_directly(&base_path, &flat, batch).unwrap()
-            })
-            .await
-            .unwrap();
-            let raw = count as f64 / start.elapsed().as_secs_f64();
-            println!("raw baseline: {:.1} WAL pages written per action", frames as f64 / count as f64);
+            // The baselines: the same writes, the same batch size, one connection, same settings.
+            let raw = raw_baseline(&dir.join("raw.db"), in_commit_order, batch).await;
+            let raw_lifecycles = raw_baseline(&dir.join("raw-lifecycles.db"), in_lifecycle_order, batch).await;
             println!(
-                "sqlite writers={writers} actions={} durable={rate:.0}/s p50={:.2}ms p99={:.2}ms mean_batch={batch} raw_baseline={raw:.0}/s ratio={:.0}%",
+                "sqlite writers={writers} actions={} durable={rate:.0}/s p50={:.2}ms p99={:.2}ms mean_batch={batch} raw_baseline={raw:.0}/s ratio={:.0}% raw_in_lifecycle_order={raw_lifecycles:.0}/s",
                 lat.len(),
                 pct(&lat, 0.5),
                 pct(&lat, 0.99),
