@@ -119,15 +119,18 @@ fn configure(conn: &Connection) -> Result<(), StorageError> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;
-         PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 4000; PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 8000; PRAGMA temp_store = MEMORY;
          CREATE TEMP TABLE IF NOT EXISTS keywords_pending (id INTEGER PRIMARY KEY, keywords TEXT NOT NULL);",
         // cache_size: 64 MB for the writer holds the hot pages (B-tree interiors, the newest
         // tickets, the index tails); at 128 MB a loaded server passed its 200 MB memory target
         // with no gain in throughput (docs/BENCHMARKS.md). temp_store = MEMORY keeps the
         // statement and savepoint journals in memory (on disk, when every request had a savepoint,
         // they cost a third of the writer's time).
-        // The writer checkpoints every 4000 pages (16 MB of WAL): a checkpoint beside a writer
-        // that never pauses cannot catch up, and the WAL would grow without bound.
+        // The writer checkpoints every 8000 pages (32 MB of WAL): a checkpoint beside a writer
+        // that never pauses cannot catch up, and the WAL would grow without bound. Every 4000
+        // pages, hot pages (index interiors, a day's KPI rows) were copied twice as often: 8000
+        // gave 7–9 % more durable actions/s at 64 writers, 16000 another 2–4 % for twice the WAL
+        // (docs/BENCHMARKS.md). A checkpointing thread beside the writer was tried: no gain.
         // keywords_pending: see `write::flush_keywords`.
     )
     .map_err(err)
