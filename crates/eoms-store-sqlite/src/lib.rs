@@ -204,6 +204,25 @@ impl SqliteStore {
         rx.await.map_err(|_| StorageError::Unavailable("the writer has stopped".into()))?
     }
 
+    /// Runs a point read — one row or a few, by key — on the calling thread. Handed to the
+    /// blocking pool, such a read cost two thread switches and a wake-up each way, more than the
+    /// read itself: under load at concurrency 64 the futex and scheduler work was a third of the
+    /// HTTP workers' time (docs/BENCHMARKS.md). It never waits for a connection: when none is
+    /// free (the pool busy with searches and exports) it goes to the blocking pool after all.
+    async fn read_point<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StorageError> + Send + 'static,
+    ) -> Result<R, StorageError> {
+        let conn = self.readers.conns.lock().ok().and_then(|mut g| g.pop());
+        let Some(conn) = conn else { return self.read(f).await };
+        let r = f(&conn);
+        if let Ok(mut g) = self.readers.conns.lock() {
+            g.push(conn);
+        }
+        self.readers.ready.notify_one();
+        r
+    }
+
     /// Runs `f` on a read connection on the blocking pool.
     async fn read<R: Send + 'static>(
         &self,
@@ -281,24 +300,24 @@ impl Store for SqliteStore {
 
     async fn idempotent_response(&self, key: &str) -> Result<Option<String>, StorageError> {
         let key = key.to_string();
-        self.read(move |c| {
+        self.read_point(move |c| {
             c.query_row("SELECT response FROM idempotency WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(err)
         })
         .await
     }
 
     async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StorageError> {
-        self.read(move |c| read::ticket(c, id)).await
+        self.read_point(move |c| read::ticket(c, id)).await
     }
 
     async fn ticket_id_by_sheet(&self, sheet_no: &str) -> Result<Option<TicketId>, StorageError> {
         let s = sheet_no.to_string();
-        self.read(move |c| read::id_by(c, "sheet_no", &s)).await
+        self.read_point(move |c| read::id_by(c, "sheet_no", &s)).await
     }
 
     async fn ticket_id_by_css_serial(&self, serial: &str) -> Result<Option<TicketId>, StorageError> {
         let s = serial.to_string();
-        self.read(move |c| read::id_by(c, "css_serial_no", &s)).await
+        self.read_point(move |c| read::id_by(c, "css_serial_no", &s)).await
     }
 
     async fn history(&self, id: TicketId) -> Result<Vec<Event>, StorageError> {
@@ -341,7 +360,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_timer_due(&self) -> Result<Option<Timestamp>, StorageError> {
-        self.read(|c| {
+        self.read_point(|c| {
             c.query_row("SELECT due_at FROM timers ORDER BY due_at LIMIT 1", [], |r| r.get::<_, i64>(0))
                 .optional()
                 .map(|v| v.map(write::from_ms))
@@ -459,7 +478,7 @@ impl Store for SqliteStore {
 
     async fn login_state(&self, user: &UserId) -> Result<Option<LoginState>, StorageError> {
         let u = user.clone();
-        self.read(move |c| access::login_state(c, &u)).await
+        self.read_point(move |c| access::login_state(c, &u)).await
     }
 
     async fn login_failed(&self, user: &UserId, max: u32, lock_until: Timestamp) -> Result<LoginState, StorageError> {
@@ -479,7 +498,7 @@ impl Store for SqliteStore {
 
     async fn credential(&self, token_hash: &str) -> Result<Option<Credential>, StorageError> {
         let h = token_hash.to_string();
-        self.read(move |c| access::credential(c, &h)).await
+        self.read_point(move |c| access::credential(c, &h)).await
     }
 
     async fn touch_credential(&self, token_hash: &str, at: Timestamp) -> Result<(), StorageError> {
@@ -700,7 +719,7 @@ impl Store for SqliteStore {
     }
 
     async fn tmf_document(&self, ticket: TicketId) -> Result<Option<serde_json::Value>, StorageError> {
-        self.read(move |c| {
+        self.read_point(move |c| {
             let body: Option<String> = c
                 .prepare_cached("SELECT body FROM tmf_tickets WHERE ticket_id = ?1")
                 .map_err(err)?
