@@ -35,6 +35,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (13, "todo_indexes", include_str!("../migrations/0013_todo_indexes.sql")),
     (14, "outbox_heads", include_str!("../migrations/0014_outbox_heads.sql")),
     (15, "keywords_hash", include_str!("../migrations/0015_keywords_hash.sql")),
+    (16, "history_in_write_order", include_str!("../migrations/0016_history_in_write_order.sql")),
 ];
 
 pub struct PgStore {

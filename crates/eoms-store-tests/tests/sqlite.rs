@@ -35,22 +35,29 @@ fn mark_as_future_schema(path: &std::path::Path) {
 }
 
 /// A database written before schema 12 gets its daily KPI rows from the tickets it holds when it
-/// is migrated, and they then answer as the scan does.
+/// is migrated, and they then answer as the scan does; its history, moved into write order by
+/// schema 16, reads the same.
 #[tokio::test]
 async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
     use eoms_store::{KpiGroup, Scope, TicketQuery};
     let dir = std::env::temp_dir().join(eoms_store_tests::unique("eoms-sqlite-test"));
     let path = dir.join("eoms.db");
-    {
+    let before = {
         let s = SqliteStore::open(&path).unwrap();
         s.migrate(eoms_store_tests::t0()).await.unwrap();
         eoms_store_tests::kpi_history(&s, 1500).await;
-    }
+        histories(&s).await
+    };
+    assert!(before.len() >= 30 && before.iter().all(|(_, h)| !h.is_empty()));
     {
         // Back to schema 11: as an eoms of that version left it.
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP TABLE kpi_daily; ALTER TABLE tickets DROP COLUMN kpi;
+            "CREATE TABLE ticket_events_old (ticket_id INTEGER NOT NULL REFERENCES tickets (id), n INTEGER NOT NULL,
+               body TEXT NOT NULL, PRIMARY KEY (ticket_id, n)) WITHOUT ROWID;
+             INSERT INTO ticket_events_old SELECT ticket_id, n, body FROM ticket_events;
+             DROP TABLE ticket_events; ALTER TABLE ticket_events_old RENAME TO ticket_events;
+             DROP TABLE kpi_daily; ALTER TABLE tickets DROP COLUMN kpi;
              DROP TRIGGER outbox_wait_behind; DROP TRIGGER outbox_next_in_line; DROP INDEX outbox_pending;
              ALTER TABLE outbox DROP COLUMN blocked;
              ALTER TABLE tickets DROP COLUMN keywords_hash;
@@ -62,8 +69,16 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
     let s = SqliteStore::open(&path).unwrap();
     assert_eq!(
         s.migrate(eoms_store_tests::t0()).await.unwrap(),
-        ["0012_kpi_daily", "0013_todo_indexes", "0014_outbox_heads", "0015_keywords_hash"]
+        [
+            "0012_kpi_daily",
+            "0013_todo_indexes",
+            "0014_outbox_heads",
+            "0015_keywords_hash",
+            "0016_history_in_write_order"
+        ]
     );
+    // Schema 16 moved the history into write order: every ticket reads the same history.
+    assert_eq!(histories(&s).await, before);
     // Schema 14 marked the messages waiting behind an earlier one of their ticket.
     let waiting = assert_waiting_marks(&path);
     assert!(waiting > 0, "the history leaves several CSS messages per ticket undelivered");
@@ -85,6 +100,20 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
         s.outbox_delivered(o.id, eoms_store_tests::t0()).await.unwrap();
     }
     assert_waiting_marks(&path);
+}
+
+/// Every ticket's history, by ticket id.
+async fn histories(s: &SqliteStore) -> Vec<(i64, Vec<eoms_domain::Event>)> {
+    let ids: Vec<i64> = {
+        let c = rusqlite::Connection::open(s.path()).unwrap();
+        let mut st = c.prepare("SELECT id FROM tickets ORDER BY id").unwrap();
+        st.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        out.push((id, s.history(eoms_domain::ids::TicketId(id as u64)).await.unwrap()));
+    }
+    out
 }
 
 /// Checks each outbox row's `blocked` mark against its definition — on an ordered channel, an
