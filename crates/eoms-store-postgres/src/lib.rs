@@ -36,6 +36,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (14, "outbox_heads", include_str!("../migrations/0014_outbox_heads.sql")),
     (15, "keywords_hash", include_str!("../migrations/0015_keywords_hash.sql")),
     (16, "history_in_write_order", include_str!("../migrations/0016_history_in_write_order.sql")),
+    (17, "action_records_in_write_order", include_str!("../migrations/0017_action_records_in_write_order.sql")),
 ];
 
 pub struct PgStore {

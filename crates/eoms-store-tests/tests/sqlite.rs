@@ -35,8 +35,8 @@ fn mark_as_future_schema(path: &std::path::Path) {
 }
 
 /// A database written before schema 12 gets its daily KPI rows from the tickets it holds when it
-/// is migrated, and they then answer as the scan does; its history, moved into write order by
-/// schema 16, reads the same.
+/// is migrated, and they then answer as the scan does; its history and action records, moved
+/// into write order by schemas 16 and 17, read the same.
 #[tokio::test]
 async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
     use eoms_store::{KpiGroup, Scope, TicketQuery};
@@ -49,6 +49,8 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
         histories(&s).await
     };
     assert!(before.len() >= 30 && before.iter().all(|(_, h)| !h.is_empty()));
+    let records_before = action_records(&path);
+    assert!(records_before.len() > before.len());
     {
         // Back to schema 11: as an eoms of that version left it.
         let c = rusqlite::Connection::open(&path).unwrap();
@@ -57,6 +59,12 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
                body TEXT NOT NULL, PRIMARY KEY (ticket_id, n)) WITHOUT ROWID;
              INSERT INTO ticket_events_old SELECT ticket_id, n, body FROM ticket_events;
              DROP TABLE ticket_events; ALTER TABLE ticket_events_old RENAME TO ticket_events;
+             CREATE TABLE actions_old (ticket_id INTEGER NOT NULL REFERENCES tickets (id), seq INTEGER NOT NULL,
+               action TEXT NOT NULL, code INTEGER, actor TEXT NOT NULL, actor_org TEXT NOT NULL, step TEXT,
+               at INTEGER NOT NULL, on_time INTEGER, PRIMARY KEY (ticket_id, seq)) WITHOUT ROWID;
+             INSERT INTO actions_old SELECT ticket_id, seq, action, code, actor, actor_org, step, at, on_time FROM actions;
+             DROP TABLE actions; ALTER TABLE actions_old RENAME TO actions;
+             CREATE INDEX actions_actor ON actions (actor, at);
              DROP TABLE kpi_daily; ALTER TABLE tickets DROP COLUMN kpi;
              DROP TRIGGER outbox_wait_behind; DROP TRIGGER outbox_next_in_line; DROP INDEX outbox_pending;
              ALTER TABLE outbox DROP COLUMN blocked;
@@ -74,11 +82,14 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
             "0013_todo_indexes",
             "0014_outbox_heads",
             "0015_keywords_hash",
-            "0016_history_in_write_order"
+            "0016_history_in_write_order",
+            "0017_action_records_in_write_order"
         ]
     );
     // Schema 16 moved the history into write order: every ticket reads the same history.
     assert_eq!(histories(&s).await, before);
+    // Schema 17 moved the action records into write order: the same records.
+    assert_eq!(action_records(&path), records_before);
     // Schema 14 marked the messages waiting behind an earlier one of their ticket.
     let waiting = assert_waiting_marks(&path);
     assert!(waiting > 0, "the history leaves several CSS messages per ticket undelivered");
@@ -100,6 +111,23 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
         s.outbox_delivered(o.id, eoms_store_tests::t0()).await.unwrap();
     }
     assert_waiting_marks(&path);
+}
+
+/// Every action record, in (ticket, seq) order.
+type ActionRecordRow = (i64, i64, String, Option<i64>, String, String, Option<String>, i64, Option<bool>);
+fn action_records(path: &std::path::Path) -> Vec<ActionRecordRow> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut st = c
+        .prepare(
+            "SELECT ticket_id, seq, action, code, actor, actor_org, step, at, on_time FROM actions ORDER BY ticket_id, seq",
+        )
+        .unwrap();
+    st.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
 }
 
 /// Every ticket's history, by ticket id.
