@@ -70,6 +70,7 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
              ALTER TABLE outbox DROP COLUMN blocked;
              ALTER TABLE tickets DROP COLUMN keywords_hash;
              CREATE INDEX outbox_pending ON outbox (channel, next_attempt_at, id) WHERE status = 'pending';
+             CREATE INDEX outbox_channel_ticket ON outbox (channel, ticket_id, id);
              DELETE FROM schema_migrations WHERE version >= 12;",
         )
         .unwrap();
@@ -83,7 +84,8 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
             "0014_outbox_heads",
             "0015_keywords_hash",
             "0016_history_in_write_order",
-            "0017_action_records_in_write_order"
+            "0017_action_records_in_write_order",
+            "0018_outbox_one_ticket_index"
         ]
     );
     // Schema 16 moved the history into write order: every ticket reads the same history.

@@ -30,7 +30,7 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 17;
+pub const SCHEMA_VERSION: i64 = 18;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
@@ -52,6 +52,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (15, "keywords_hash"),
     (16, "history_in_write_order"),
     (17, "action_records_in_write_order"),
+    (18, "outbox_one_ticket_index"),
 ];
 
 /// Panics unless a backend's migrations (number, name, SQL) are [`MIGRATIONS`], ending at
