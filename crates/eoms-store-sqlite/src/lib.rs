@@ -93,6 +93,16 @@ struct ReadPool {
     ready: Condvar,
 }
 
+impl ReadPool {
+    /// Returns a connection taken from the pool and wakes one reader waiting for it.
+    fn put_back(&self, conn: Connection) {
+        if let Ok(mut g) = self.conns.lock() {
+            g.push(conn);
+        }
+        self.ready.notify_one();
+    }
+}
+
 pub(crate) fn err(e: rusqlite::Error) -> StorageError {
     match &e {
         // Only uniqueness is a duplicate; other constraint failures are faults.
@@ -219,10 +229,7 @@ impl SqliteStore {
         let conn = self.readers.conns.lock().ok().and_then(|mut g| g.pop());
         let Some(conn) = conn else { return self.read(f).await };
         let r = f(&conn);
-        if let Ok(mut g) = self.readers.conns.lock() {
-            g.push(conn);
-        }
-        self.readers.ready.notify_one();
+        self.readers.put_back(conn);
         r
     }
 
@@ -243,10 +250,7 @@ impl SqliteStore {
                 }
             };
             let r = f(&conn);
-            if let Ok(mut g) = pool.conns.lock() {
-                g.push(conn);
-            }
-            pool.ready.notify_one();
+            pool.put_back(conn);
             r
         })
         .await
