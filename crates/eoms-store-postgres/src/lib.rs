@@ -38,6 +38,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (16, "history_in_write_order", include_str!("../migrations/0016_history_in_write_order.sql")),
     (17, "action_records_in_write_order", include_str!("../migrations/0017_action_records_in_write_order.sql")),
     (18, "outbox_one_ticket_index", include_str!("../migrations/0018_outbox_one_ticket_index.sql")),
+    (19, "outbox_triggers_without_lists", include_str!("../migrations/0019_outbox_triggers_without_lists.sql")),
 ];
 
 pub struct PgStore {

@@ -333,32 +333,7 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
             }
         }
     }
-    c.prepare_cached("DELETE FROM tasks WHERE ticket_id = ?1").map_err(err)?.execute([id]).map_err(err)?;
-    {
-        let mut ins = c
-            .prepare_cached(
-                "INSERT INTO tasks (ticket_id, task_no, step, sub_order, grp, assignee, claimed_by, org, side, opened_at, accept_deadline, complete_deadline)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )
-            .map_err(err)?;
-        for k in &t.tasks {
-            ins.execute(params![
-                id,
-                k.no.0,
-                k.step.as_str(),
-                k.sub_order.0,
-                k.group.as_ref().map(|g| g.as_str()),
-                k.assignee.as_ref().map(|u| u.as_str()),
-                k.claimed_by.as_ref().map(|u| u.as_str()),
-                k.org.as_str(),
-                k.side,
-                ms(&k.opened_at),
-                opt_ms(k.accept_deadline),
-                opt_ms(k.complete_deadline)
-            ])
-            .map_err(err)?;
-        }
-    }
+    write_tasks(c, id, &t.tasks, w.expected_seq.is_some())?;
     write_relations(c, id, s, changed)?;
     if !w.outbox.is_empty() {
         let mut ins = c
@@ -390,15 +365,8 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
                 .execute(params![id, task.map_or(0, |t| t.0), timer_kind(*kind), ms(due)])
                 .map_err(err)?;
             }
-            TimerChange::CancelTask { task } => {
-                c.prepare_cached("DELETE FROM timers WHERE ticket_id = ?1 AND task_no = ?2")
-                    .map_err(err)?
-                    .execute(params![id, task.0])
-                    .map_err(err)?;
-            }
-            TimerChange::CancelAll => {
-                c.prepare_cached("DELETE FROM timers WHERE ticket_id = ?1").map_err(err)?.execute([id]).map_err(err)?;
-            }
+            TimerChange::CancelTask { task } => cancel_timers(c, id, Some(task.0))?,
+            TimerChange::CancelAll => cancel_timers(c, id, None)?,
         }
     }
     if let Some(idem) = &w.idempotency {
@@ -408,6 +376,149 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite) -> Result<Committed, Stora
             .map_err(err)?;
     }
     Ok(Committed::Written { seq: t.seq })
+}
+
+/// One row of `tasks`, as stored.
+#[derive(PartialEq)]
+struct TaskRow<'a> {
+    step: &'a str,
+    sub_order: u16,
+    grp: Option<&'a str>,
+    assignee: Option<&'a str>,
+    claimed_by: Option<&'a str>,
+    org: &'a str,
+    side: bool,
+    opened_at: i64,
+    accept_deadline: Option<i64>,
+    complete_deadline: Option<i64>,
+}
+
+impl<'a> TaskRow<'a> {
+    fn of(k: &'a eoms_domain::ticket::Task) -> TaskRow<'a> {
+        TaskRow {
+            step: k.step.as_str(),
+            sub_order: k.sub_order.0,
+            grp: k.group.as_ref().map(|g| g.as_str()),
+            assignee: k.assignee.as_ref().map(|u| u.as_str()),
+            claimed_by: k.claimed_by.as_ref().map(|u| u.as_str()),
+            org: k.org.as_str(),
+            side: k.side,
+            opened_at: ms(&k.opened_at),
+            accept_deadline: opt_ms(k.accept_deadline),
+            complete_deadline: opt_ms(k.complete_deadline),
+        }
+    }
+}
+
+/// The ticket's task rows, made equal to `tasks`: only the rows an action changed are written.
+/// An action changes one or two of a ticket's tasks; deleting and inserting them all rewrote
+/// every one and its to-do index entries, and a delete of several rows of a `WITHOUT ROWID`
+/// table first builds a temporary B-tree of their keys. Each row here is written by its key.
+fn write_tasks(
+    c: &Connection,
+    id: i64,
+    tasks: &[eoms_domain::ticket::Task],
+    existing: bool,
+) -> Result<(), StorageError> {
+    type Stored =
+        (u32, String, u16, Option<String>, Option<String>, Option<String>, String, bool, i64, Option<i64>, Option<i64>);
+    let stored: Vec<Stored> = if existing {
+        c.prepare_cached(
+            "SELECT task_no, step, sub_order, grp, assignee, claimed_by, org, side, opened_at, accept_deadline, complete_deadline
+             FROM tasks WHERE ticket_id = ?1",
+        )
+        .map_err(err)?
+        .query_map([id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+            ))
+        })
+        .map_err(err)?
+        .collect::<Result<_, _>>()
+        .map_err(err)?
+    } else {
+        Vec::new()
+    };
+    let old = |no: u32| {
+        stored.iter().find(|r| r.0 == no).map(|r| TaskRow {
+            step: &r.1,
+            sub_order: r.2,
+            grp: r.3.as_deref(),
+            assignee: r.4.as_deref(),
+            claimed_by: r.5.as_deref(),
+            org: &r.6,
+            side: r.7,
+            opened_at: r.8,
+            accept_deadline: r.9,
+            complete_deadline: r.10,
+        })
+    };
+    for r in stored.iter().filter(|r| !tasks.iter().any(|k| k.no.0 == r.0)) {
+        c.prepare_cached("DELETE FROM tasks WHERE ticket_id = ?1 AND task_no = ?2")
+            .map_err(err)?
+            .execute(params![id, r.0])
+            .map_err(err)?;
+    }
+    for k in tasks {
+        let row = TaskRow::of(k);
+        let sql = match old(k.no.0) {
+            Some(o) if o == row => continue,
+            Some(_) => {
+                "UPDATE tasks SET step = ?3, sub_order = ?4, grp = ?5, assignee = ?6, claimed_by = ?7, org = ?8, side = ?9,
+                 opened_at = ?10, accept_deadline = ?11, complete_deadline = ?12 WHERE ticket_id = ?1 AND task_no = ?2"
+            }
+            None => {
+                "INSERT INTO tasks (ticket_id, task_no, step, sub_order, grp, assignee, claimed_by, org, side, opened_at, accept_deadline, complete_deadline)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            }
+        };
+        c.prepare_cached(sql)
+            .map_err(err)?
+            .execute(params![
+                id,
+                k.no.0,
+                row.step,
+                row.sub_order,
+                row.grp,
+                row.assignee,
+                row.claimed_by,
+                row.org,
+                row.side,
+                row.opened_at,
+                row.accept_deadline,
+                row.complete_deadline
+            ])
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Deletes a ticket's timers (of one task, or all), each by its key: a delete of several rows of
+/// a `WITHOUT ROWID` table builds a temporary B-tree of their keys first, as dear as the rows.
+fn cancel_timers(c: &Connection, id: i64, task: Option<u32>) -> Result<(), StorageError> {
+    let keys: Vec<(u32, String)> = c
+        .prepare_cached("SELECT task_no, kind FROM timers WHERE ticket_id = ?1 AND (?2 IS NULL OR task_no = ?2)")
+        .map_err(err)?
+        .query_map(params![id, task], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(err)?
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    let mut del =
+        c.prepare_cached("DELETE FROM timers WHERE ticket_id = ?1 AND task_no = ?2 AND kind = ?3").map_err(err)?;
+    for (no, kind) in &keys {
+        del.execute(params![id, no, kind]).map_err(err)?;
+    }
+    Ok(())
 }
 
 /// The ticket's data-scope relations and full-text entry, where they changed (`changed`: relations,
@@ -628,12 +739,11 @@ pub(crate) fn claim_outbox(
             "SELECT o.id FROM outbox o
              WHERE o.status = 'pending' AND o.blocked = 0 AND o.channel = ?3 AND o.next_attempt_at <= ?1
                AND (o.lease_until IS NULL OR o.lease_until < ?1)
-               AND (o.channel IN ('email', 'sms', 'webhook')
-                    OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered'))
+               AND (?4 OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.ticket_id = o.ticket_id AND p.id < o.id AND p.status <> 'delivered'))
              ORDER BY o.next_attempt_at, o.id LIMIT ?2",
         )
         .map_err(err)?
-        .query_map(params![now_ms, limit, channel], |r| r.get::<_, i64>(0))
+        .query_map(params![now_ms, limit, channel, UNORDERED_CHANNELS.contains(&channel)], |r| r.get::<_, i64>(0))
         .map_err(err)?
         .collect::<Result<Vec<i64>, _>>()
         .map_err(err)?

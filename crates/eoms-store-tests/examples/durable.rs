@@ -4,6 +4,10 @@
 //!
 //! cargo run --release -p eoms-store-tests --example durable -- sqlite 64 20000
 //! cargo run --release -p eoms-store-tests --example durable -- postgres 64 20000   (EOMS_TEST_PG_URL)
+//!
+//! Instructions per action of the baseline (deterministic, unlike the rates on a shared machine):
+//! DURABLE_BATCH=8 valgrind --tool=callgrind --toggle-collect='*write_directly*' \
+//!     target/release/examples/durable sqlite 8 2800      (two baselines of 2,800 actions each)
 
 use eoms_domain::engine::{Command, NewTicket, World, create, decide};
 use eoms_domain::ids::{TicketId, UserId};
@@ -141,7 +145,11 @@ async fn main() {
             let store = Arc::new(store);
             let (rate, lat) = drive(store.clone(), writers, lifecycles).await;
             let (commits, requests) = store.commit_stats();
-            let batch = (requests as f64 / commits as f64).round().max(1.0) as usize;
+            // DURABLE_BATCH fixes it, so that instruction counts (callgrind) compare between builds.
+            let batch = std::env::var("DURABLE_BATCH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or((requests as f64 / commits as f64).round().max(1.0) as usize);
             // The baselines: the same writes, the same batch size, one connection, same settings.
             let raw = raw_baseline(&dir.join("raw.db"), in_commit_order, batch).await;
             let raw_lifecycles = raw_baseline(&dir.join("raw-lifecycles.db"), in_lifecycle_order, batch).await;

@@ -85,7 +85,8 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
             "0015_keywords_hash",
             "0016_history_in_write_order",
             "0017_action_records_in_write_order",
-            "0018_outbox_one_ticket_index"
+            "0018_outbox_one_ticket_index",
+            "0019_outbox_triggers_without_lists"
         ]
     );
     // Schema 16 moved the history into write order: every ticket reads the same history.

@@ -30,7 +30,7 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 18;
+pub const SCHEMA_VERSION: i64 = 19;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
@@ -53,6 +53,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (16, "history_in_write_order"),
     (17, "action_records_in_write_order"),
     (18, "outbox_one_ticket_index"),
+    (19, "outbox_triggers_without_lists"),
 ];
 
 /// Panics unless a backend's migrations (number, name, SQL) are [`MIGRATIONS`], ending at
@@ -111,7 +112,7 @@ impl StorageError {
 /// Webhook events carry their `created_at` and a delivery id for receivers that order or
 /// deduplicate. Every other channel (`css`, `notify`, `tmf:…`) is delivered in order per ticket
 /// and channel, a dead message blocking the ones after it. Backends write this list into their
-/// claim statement and into the triggers that mark waiting messages (migration 0014); the
+/// claim statement and into the triggers that mark waiting messages (migrations 0014 and 0019); the
 /// conformance suite checks both behaviours.
 pub const UNORDERED_CHANNELS: &[&str] = &["email", "sms", "webhook"];
 
