@@ -303,7 +303,8 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, w: TicketWrite) -> Result<Committed, StorageError> {
-        self.write(move |c| write::commit(c, &w)).await
+        let json = write::Serialized::of(&w)?;
+        self.write(move |c| write::commit(c, &w, &json)).await
     }
 
     async fn idempotent_response(&self, key: &str) -> Result<Option<String>, StorageError> {
@@ -984,7 +985,7 @@ pub fn write_directly(path: &Path, writes: &[TicketWrite], batch: usize) -> Resu
     for chunk in writes.chunks(batch.max(1)) {
         c.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
         for w in chunk {
-            write::commit(&c, w)?;
+            write::commit(&c, w, &write::Serialized::of(w)?)?;
         }
         write::flush_keywords(&c)?;
         c.execute_batch("COMMIT").map_err(err)?;
