@@ -180,6 +180,37 @@ pub async fn todo_and_done_follow_the_tasks<S: Store>(s: &S) {
     assert_eq!(s.done(&DoneQuery { user: UserId::new("jn_wy"), page: PageReq::default() }).await.unwrap().total, 0);
 }
 
+/// A ticket's parallel tasks change one at a time: claiming or finishing one leaves the other in
+/// its own group's to-do, as it was.
+pub async fn parallel_tasks_change_one_at_a_time<S: Store>(s: &S) {
+    let f = serde_json::json!({"title": "两省集团客户网络慢", "complaint_source": "hotline", "category": ["集客"],
+        "description": "两省分支机构上网慢", "urgency": "normal", "problem_provinces": ["sd", "gd"]});
+    let mut l = Live::create(s, customer(), "hq_applicant", 1701, f, t0()).await;
+    l.act(s, "hq_dispatcher", "claim", Some("hq_dispatch"), serde_json::json!({})).await;
+    l.act(
+        s,
+        "hq_dispatcher",
+        "dispatch",
+        Some("hq_dispatch"),
+        serde_json::json!({"analysis": "两省核查", "provinces": [{"role": "province_dispatcher", "org": "sd"},
+            {"role": "province_dispatcher", "org": "gd", "kind": "co_handler"}]}),
+    )
+    .await;
+    let gd_before = todo(s, "gd_dispatcher").await;
+    assert_eq!(gd_before.total, 1, "each province's task is in its own group's to-do");
+    assert_eq!(todo(s, "sd_dispatcher").await.total, 1);
+    assert_eq!(todo(s, "hq_dispatcher").await.total, 0, "the HQ task is gone");
+    l.act(s, "sd_dispatcher", "claim", Some("province_dispatch"), serde_json::json!({})).await;
+    let sd = todo(s, "sd_dispatcher").await;
+    assert_eq!((sd.total, sd.items[0].claimed_by.as_deref()), (1, Some("sd_dispatcher")));
+    assert_eq!(todo(s, "gd_dispatcher").await.items, gd_before.items, "the other province's task is as it was");
+    let fb = serde_json::json!({"deal_desc": "两省核查完成", "deal_result": "已解决", "cause": ["传输"], "is_solved": true,
+        "customer_contacted": true});
+    l.act(s, "sd_dispatcher", "feedback", Some("province_dispatch"), fb).await;
+    assert_eq!(todo(s, "sd_dispatcher").await.total, 0, "a finished task leaves the to-do");
+    assert_eq!(todo(s, "gd_dispatcher").await.items, gd_before.items, "and the other stays");
+}
+
 /// The to-do list merges a user's claimed tasks and their groups' ready tasks in deadline order,
 /// page by page, and its total counts both; the process filter narrows all of it.
 pub async fn todo_pages_merge_claimed_and_ready_tasks_by_deadline<S: Store>(s: &S) {
@@ -1464,6 +1495,7 @@ macro_rules! conformance {
         $crate::conformance!(@one $make, a_lifecycle_round_trips_and_history_replays);
         $crate::conformance!(@one $make, todo_and_done_follow_the_tasks);
         $crate::conformance!(@one $make, todo_pages_merge_claimed_and_ready_tasks_by_deadline);
+        $crate::conformance!(@one $make, parallel_tasks_change_one_at_a_time);
         $crate::conformance!(@one $make, ticket_query_conditions_scope_and_paging);
         $crate::conformance!(@one $make, data_scope_relations_follow_the_ticket);
         $crate::conformance!(@one $make, an_idempotent_retry_returns_the_first_answer);
