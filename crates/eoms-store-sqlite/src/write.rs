@@ -212,8 +212,9 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Resu
     let (rel_hash, kw_hash) = (s.relations_hash(), s.keywords_hash());
     let province = s.province.as_ref().map(|o| o.as_str());
     let city = s.city.as_ref().map(|o| o.as_str());
-    // What changed since the last write: (data-scope relations, keywords); `None` for a new ticket.
-    type Changed = Option<(bool, bool)>;
+    // What the last write left: (the relations' hash, whether the keywords changed since); `None`
+    // for a new ticket.
+    type Changed = Option<(i64, bool)>;
     let (first_event, changed, kpi_old, kpi_new): (i64, Changed, Option<Contribution>, Contribution) = match w
         .expected_seq
     {
@@ -268,7 +269,7 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Resu
                 kw_hash,
             ])
             .map_err(err)?;
-            (events, Some((old_rel != rel_hash, old_kw != kw_hash)), Contribution::decode(old_kpi.as_deref()), kpi_new)
+            (events, Some((old_rel, old_kw != kw_hash)), Contribution::decode(old_kpi.as_deref()), kpi_new)
         }
         None => {
             let kpi_new = s.kpi(t, i64::from(w.repeat_count));
@@ -352,7 +353,7 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Resu
         }
     }
     write_tasks(c, id, &t.tasks, w.expected_seq.is_some())?;
-    write_relations(c, id, s, changed)?;
+    write_relations(c, id, s, rel_hash, changed)?;
     if !w.outbox.is_empty() {
         let mut ins = c
             .prepare_cached(
@@ -539,23 +540,49 @@ fn cancel_timers(c: &Connection, id: i64, task: Option<u32>) -> Result<(), Stora
     Ok(())
 }
 
-/// The ticket's data-scope relations and full-text entry, where they changed (`changed`: relations,
-/// keywords; `None` for a new ticket). Relations are diffed against the rows there: an action
-/// usually changes one or two of a dozen, and each row is two B-tree entries. Actors only
-/// accumulate; the other relations follow the ticket's current state.
-fn write_relations(c: &Connection, id: i64, s: &Summary, changed: Option<(bool, bool)>) -> Result<(), StorageError> {
-    let (relations, keywords) = changed.unwrap_or((true, true));
-    if relations {
-        let old = |sql: &str| -> Result<Vec<(String, String)>, StorageError> {
-            if changed.is_none() {
-                return Ok(Vec::new());
-            }
+/// The data-scope relation sets (orgs, users other than actors) the writer has written, by their
+/// hash — the hash `tickets.aux_hash` keeps. A ticket whose stored hash is here has exactly these
+/// rows, so a write diffs against them without reading its rows back (a fifth of the relations'
+/// cost). An entry states what set a hash stands for, true whatever ticket, transaction or database
+/// it was seen in — a write rolled back leaves a true entry — so nothing invalidates it; the table
+/// is bounded and cleared when full. Tickets of a city share few distinct sets.
+type RelationSet = (Vec<(String, String)>, Vec<(String, String)>);
+const WRITTEN_MAX: usize = 4096;
+thread_local! {
+    static WRITTEN: std::cell::RefCell<std::collections::HashMap<i64, std::rc::Rc<RelationSet>>> =
+        std::cell::RefCell::default();
+}
+
+/// The ticket's data-scope relations and full-text entry, where they changed (`before`: the
+/// relations' hash the last write left and whether the keywords changed since; `None` for a new
+/// ticket). Relations are diffed against the rows there: an action usually changes one or two of
+/// a dozen, and each row is two B-tree entries. Actors only accumulate; the other relations
+/// follow the ticket's current state.
+fn write_relations(
+    c: &Connection,
+    id: i64,
+    s: &Summary,
+    hash: i64,
+    before: Option<(i64, bool)>,
+) -> Result<(), StorageError> {
+    let keywords = before.is_none_or(|(_, k)| k);
+    if before.is_none_or(|(old, _)| old != hash) {
+        let read = |sql: &str| -> Result<Vec<(String, String)>, StorageError> {
             let mut st = c.prepare_cached(sql).map_err(err)?;
             let rows = st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?;
             rows.collect::<Result<_, _>>().map_err(err)
         };
-        let orgs = old("SELECT relation, org_id FROM ticket_orgs WHERE ticket_id = ?1")?;
-        let (gone, added) = relation_changes(&orgs, s.orgs.iter());
+        let old: std::rc::Rc<RelationSet> = match before {
+            None => std::rc::Rc::default(),
+            Some((old, _)) => match WRITTEN.with(|w| w.borrow().get(&old).cloned()) {
+                Some(set) => set,
+                None => std::rc::Rc::new((
+                    read("SELECT relation, org_id FROM ticket_orgs WHERE ticket_id = ?1")?,
+                    read("SELECT relation, user_id FROM ticket_users WHERE ticket_id = ?1 AND relation <> 'actor'")?,
+                )),
+            },
+        };
+        let (gone, added) = relation_changes(&old.0, s.orgs.iter());
         let mut del = c
             .prepare_cached("DELETE FROM ticket_orgs WHERE org_id = ?1 AND relation = ?2 AND ticket_id = ?3")
             .map_err(err)?;
@@ -568,8 +595,7 @@ fn write_relations(c: &Connection, id: i64, s: &Summary, changed: Option<(bool, 
         for (rel, o) in added {
             ins.execute(params![o.as_str(), rel, id]).map_err(err)?;
         }
-        let users = old("SELECT relation, user_id FROM ticket_users WHERE ticket_id = ?1 AND relation <> 'actor'")?;
-        let (gone, added) = relation_changes(&users, s.state_users());
+        let (gone, added) = relation_changes(&old.1, s.state_users());
         let mut del = c
             .prepare_cached("DELETE FROM ticket_users WHERE user_id = ?1 AND relation = ?2 AND ticket_id = ?3")
             .map_err(err)?;
@@ -577,6 +603,20 @@ fn write_relations(c: &Connection, id: i64, s: &Summary, changed: Option<(bool, 
             del.execute(params![u, rel, id]).map_err(err)?;
         }
         insert_users(c, id, added.into_iter())?;
+        WRITTEN.with(|w| {
+            let mut w = w.borrow_mut();
+            if !w.contains_key(&hash) {
+                if w.len() >= WRITTEN_MAX {
+                    w.clear();
+                }
+                let pairs = |it: &mut dyn Iterator<Item = (&str, &str)>| -> Vec<(String, String)> {
+                    it.map(|(r, k)| (r.to_string(), k.to_string())).collect()
+                };
+                let orgs = pairs(&mut s.orgs.iter().map(|(r, o)| (*r, o.as_str())));
+                let users = pairs(&mut s.state_users().map(|(r, u)| (*r, u.as_str())));
+                w.insert(hash, std::rc::Rc::new((orgs, users)));
+            }
+        });
     }
     insert_users(c, id, s.actors())?;
     if keywords {
