@@ -547,7 +547,7 @@ fn cancel_timers(c: &Connection, id: i64, task: Option<u32>) -> Result<(), Stora
 /// it was seen in — a write rolled back leaves a true entry — so nothing invalidates it; the table
 /// is bounded and cleared when full. Tickets of a city share few distinct sets.
 type RelationSet = (Vec<(String, String)>, Vec<(String, String)>);
-const WRITTEN_MAX: usize = 4096;
+const WRITTEN_MAX: usize = 2048;
 thread_local! {
     static WRITTEN: std::cell::RefCell<std::collections::HashMap<i64, std::rc::Rc<RelationSet>>> =
         std::cell::RefCell::default();
