@@ -169,7 +169,7 @@ pub(crate) fn flush_keywords(c: &Connection) -> Result<(), StorageError> {
 
 /// The JSON texts a ticket write stores: made on the caller's thread before the write is queued
 /// ([`crate::SqliteStore`]'s `commit`), not on the writer's. Every action waits on the one writer
-/// thread, and these were an eighth of its instructions (callgrind, `durable` example).
+/// thread, and these were a seventh of its instructions (callgrind, `durable` example).
 pub struct Serialized {
     /// The ticket's state.
     state: String,
