@@ -756,7 +756,8 @@ impl Store for SqliteStore {
                 return Err(StorageError::NotFound { what: "ticket", key: ticket.0.to_string() });
             }
             write::save_tmf_document(c, id, &doc)?;
-            write::insert_outbox(c, id, &outbox, &at)
+            let payloads: Vec<String> = outbox.iter().map(|o| o.payload.to_string()).collect();
+            write::insert_outbox(c, id, &outbox, &payloads, &at)
         })
         .await
     }

@@ -355,20 +355,12 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Resu
     write_tasks(c, id, &t.tasks, w.expected_seq.is_some())?;
     write_relations(c, id, s, rel_hash, changed)?;
     if !w.outbox.is_empty() {
-        let mut ins = c
-            .prepare_cached(
-                "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
-            )
-            .map_err(err)?;
         let now = w
             .events
             .iter()
             .find_map(|e| if let Event::ActionRecorded(r) = e { Some(r.at) } else { None })
             .unwrap_or(t.created_at);
-        for (o, payload) in w.outbox.iter().zip(&json.payloads) {
-            ins.execute(params![id, o.channel, o.kind, o.message_id, payload, ms(&now)]).map_err(err)?;
-        }
+        insert_outbox(c, id, &w.outbox, &json.payloads, &now)?;
     }
     if let Some(doc) = &w.tmf {
         save_tmf_document(c, id, doc)?;
@@ -429,6 +421,38 @@ impl<'a> TaskRow<'a> {
     }
 }
 
+/// A `tasks` row as read back, by its task number.
+struct StoredTask {
+    no: u32,
+    step: String,
+    sub_order: u16,
+    grp: Option<String>,
+    assignee: Option<String>,
+    claimed_by: Option<String>,
+    org: String,
+    side: bool,
+    opened_at: i64,
+    accept_deadline: Option<i64>,
+    complete_deadline: Option<i64>,
+}
+
+impl StoredTask {
+    fn row(&self) -> TaskRow<'_> {
+        TaskRow {
+            step: &self.step,
+            sub_order: self.sub_order,
+            grp: self.grp.as_deref(),
+            assignee: self.assignee.as_deref(),
+            claimed_by: self.claimed_by.as_deref(),
+            org: &self.org,
+            side: self.side,
+            opened_at: self.opened_at,
+            accept_deadline: self.accept_deadline,
+            complete_deadline: self.complete_deadline,
+        }
+    }
+}
+
 /// The ticket's task rows, made equal to `tasks`: only the rows an action changed are written.
 /// An action changes one or two of a ticket's tasks; deleting and inserting them all rewrote
 /// every one and its to-do index entries, and a delete of several rows of a `WITHOUT ROWID`
@@ -439,28 +463,26 @@ fn write_tasks(
     tasks: &[eoms_domain::ticket::Task],
     existing: bool,
 ) -> Result<(), StorageError> {
-    type Stored =
-        (u32, String, u16, Option<String>, Option<String>, Option<String>, String, bool, i64, Option<i64>, Option<i64>);
-    let stored: Vec<Stored> = if existing {
+    let stored: Vec<StoredTask> = if existing {
         c.prepare_cached(
             "SELECT task_no, step, sub_order, grp, assignee, claimed_by, org, side, opened_at, accept_deadline, complete_deadline
              FROM tasks WHERE ticket_id = ?1",
         )
         .map_err(err)?
         .query_map([id], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-            ))
+            Ok(StoredTask {
+                no: r.get(0)?,
+                step: r.get(1)?,
+                sub_order: r.get(2)?,
+                grp: r.get(3)?,
+                assignee: r.get(4)?,
+                claimed_by: r.get(5)?,
+                org: r.get(6)?,
+                side: r.get(7)?,
+                opened_at: r.get(8)?,
+                accept_deadline: r.get(9)?,
+                complete_deadline: r.get(10)?,
+            })
         })
         .map_err(err)?
         .collect::<Result<_, _>>()
@@ -468,24 +490,11 @@ fn write_tasks(
     } else {
         Vec::new()
     };
-    let old = |no: u32| {
-        stored.iter().find(|r| r.0 == no).map(|r| TaskRow {
-            step: &r.1,
-            sub_order: r.2,
-            grp: r.3.as_deref(),
-            assignee: r.4.as_deref(),
-            claimed_by: r.5.as_deref(),
-            org: &r.6,
-            side: r.7,
-            opened_at: r.8,
-            accept_deadline: r.9,
-            complete_deadline: r.10,
-        })
-    };
-    for r in stored.iter().filter(|r| !tasks.iter().any(|k| k.no.0 == r.0)) {
+    let old = |no: u32| stored.iter().find(|r| r.no == no).map(StoredTask::row);
+    for r in stored.iter().filter(|r| !tasks.iter().any(|k| k.no.0 == r.no)) {
         c.prepare_cached("DELETE FROM tasks WHERE ticket_id = ?1 AND task_no = ?2")
             .map_err(err)?
-            .execute(params![id, r.0])
+            .execute(params![id, r.no])
             .map_err(err)?;
     }
     for k in tasks {
@@ -609,11 +618,8 @@ fn write_relations(
                 if w.len() >= WRITTEN_MAX {
                     w.clear();
                 }
-                let pairs = |it: &mut dyn Iterator<Item = (&str, &str)>| -> Vec<(String, String)> {
-                    it.map(|(r, k)| (r.to_string(), k.to_string())).collect()
-                };
-                let orgs = pairs(&mut s.orgs.iter().map(|(r, o)| (*r, o.as_str())));
-                let users = pairs(&mut s.state_users().map(|(r, u)| (*r, u.as_str())));
+                let orgs = s.orgs.iter().map(|(r, o)| (r.to_string(), o.as_str().to_string())).collect();
+                let users = s.state_users().map(|(r, u)| (r.to_string(), u.as_str().to_string())).collect();
                 w.insert(hash, std::rc::Rc::new((orgs, users)));
             }
         });
@@ -895,11 +901,12 @@ pub(crate) fn save_tmf_document(c: &Connection, id: i64, doc: &serde_json::Value
     Ok(())
 }
 
-/// Queues outbox rows of a ticket, due at `now`.
+/// Queues outbox rows of a ticket, due at `now`; `payloads` are their payloads' JSON, in order.
 pub(crate) fn insert_outbox(
     c: &Connection,
     id: i64,
     outbox: &[eoms_store::NewOutbox],
+    payloads: &[String],
     now: &Timestamp,
 ) -> Result<(), StorageError> {
     let mut ins = c
@@ -908,8 +915,8 @@ pub(crate) fn insert_outbox(
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
         )
         .map_err(err)?;
-    for o in outbox {
-        ins.execute(params![id, o.channel, o.kind, o.message_id, o.payload.to_string(), ms(now)]).map_err(err)?;
+    for (o, payload) in outbox.iter().zip(payloads) {
+        ins.execute(params![id, o.channel, o.kind, o.message_id, payload, ms(now)]).map_err(err)?;
     }
     Ok(())
 }
