@@ -92,6 +92,39 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Starts chromedriver on a free port and waits until it is its own process that answers there.
+/// The port is free when picked but not reserved: a test running beside this one can take it
+/// first (its server, or its chromedriver), and then this chromedriver exits and whatever held
+/// the port answered the probe. So readiness is chromedriver's `/status` saying so while the
+/// child is still running, and a child that exited is started again on another port.
+fn start_driver(driver: &str) -> (Child, String) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        loop {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && json_call("GET", &format!("{base}/status"), None)["value"]["ready"] == json!(true)
+                && child.try_wait().ok().flatten().is_none()
+            {
+                return (child, base);
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            std::thread::yield_now();
+        }
+    }
+    panic!("chromedriver exited on start five times");
+}
+
 /// Where chromedriver and Chromium are, or why the browser tests cannot run.
 pub fn find_browser() -> Result<(String, String), String> {
     let driver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
@@ -108,19 +141,7 @@ pub fn find_browser() -> Result<(String, String), String> {
 
 impl Browser {
     pub fn start(driver: &str, chrome: &str) -> Browser {
-        let port = free_port();
-        let child = Command::new(driver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
-            std::thread::yield_now();
-        }
+        let (child, base) = start_driver(driver);
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:loggingPrefs": {"browser": "ALL"},
