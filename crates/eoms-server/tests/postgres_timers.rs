@@ -27,7 +27,10 @@ async fn two_nodes_fire_each_of_ten_thousand_timers_exactly_once() {
         eprintln!("skipping: EOMS_TEST_PG_URL is not set");
         return;
     };
-    let schema = format!("eoms_test_timers_{}", std::process::id());
+    // The process id and a random part: ids are reused, and a schema an earlier run left under
+    // the same id would hold its timers.
+    let r = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8) % 1_000_000_000;
+    let schema = format!("eoms_test_timers_{}_{r}", std::process::id());
     let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 1, 0, 0).unwrap();
     {
         let s = eoms_store_postgres::PgStore::connect(&url, Some(&schema), 2).await.unwrap();

@@ -42,10 +42,19 @@ pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 1, 0, 0).unwrap()
 }
 
+/// A new, empty directory path under the temporary directory. The process id alone does not make
+/// it new: ids are reused (here after 32,768), and a directory an earlier test run left under the
+/// same id and counter held that run's tickets. So the name carries a random part too, and
+/// whatever is still there is removed.
 pub fn unique(prefix: &str) -> std::path::PathBuf {
+    use std::hash::{BuildHasher, RandomState};
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let r = RandomState::new().hash_one(n) % 1_000_000_000;
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{n}-{r}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 impl TestApp {
