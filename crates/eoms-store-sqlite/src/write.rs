@@ -194,6 +194,48 @@ fn opt_ms(t: Option<Timestamp>) -> Option<i64> {
     t.as_ref().map(ms)
 }
 
+/// The columns of `tickets` that an index covers and an action may change, in the order of
+/// [`indexed_values`].
+const INDEXED: [&str; 14] = [
+    "css_serial_no",
+    "span",
+    "status",
+    "msisdn",
+    "complaint_source",
+    "category",
+    "satisfaction",
+    "province",
+    "city",
+    "replied_at",
+    "closed_at",
+    "deadline",
+    "solved",
+    "flags",
+];
+
+/// The ticket's values of the [`INDEXED`] columns, as stored.
+fn indexed_values(t: &eoms_domain::ticket::Ticket, s: &Summary) -> [rusqlite::types::Value; 14] {
+    use rusqlite::types::Value;
+    let text = |v: Option<&str>| v.map_or(Value::Null, |v| Value::Text(v.to_owned()));
+    let time = |v: Option<Timestamp>| opt_ms(v).map_or(Value::Null, Value::Integer);
+    [
+        text(s.css_serial_no.as_deref()),
+        text(Some(t.span.as_str())),
+        text(Some(t.status.as_str())),
+        text(s.msisdn.as_deref()),
+        text(s.complaint_source.as_deref()),
+        text(s.category.as_deref()),
+        text(s.satisfaction.as_deref()),
+        text(s.province.as_ref().map(|o| o.as_str())),
+        text(s.city.as_ref().map(|o| o.as_str())),
+        time(t.replied_at),
+        time(t.closed_at),
+        time(t.deadline),
+        s.solved.map_or(Value::Null, |v| Value::Integer(v.into())),
+        Value::Integer(s.flags.into()),
+    ]
+}
+
 pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Result<Committed, StorageError> {
     if let Some(idem) = &w.idempotency {
         let seen: Option<String> = c
@@ -219,56 +261,60 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Resu
         .expected_seq
     {
         Some(expected) => {
-            type Row = (u32, i64, i64, i64, Option<String>, i64);
+            let indexed = indexed_values(t, s);
+            type Row = (u32, i64, i64, i64, Option<String>, i64, u16);
             let row: Option<Row> = c
-                .prepare_cached(
-                    "SELECT seq, event_count, aux_hash, keywords_hash, kpi, repeat_count FROM tickets WHERE id = ?1",
-                )
+                .prepare_cached(&format!(
+                    "SELECT seq, event_count, aux_hash, keywords_hash, kpi, repeat_count, {} FROM tickets WHERE id = ?1",
+                    INDEXED.join(", ")
+                ))
                 .map_err(err)?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+                .query_row([id], |r| {
+                    let mut changed = 0u16;
+                    for (i, new) in indexed.iter().enumerate() {
+                        if r.get_ref(6 + i)? != rusqlite::types::ValueRef::from(new) {
+                            changed |= 1 << i;
+                        }
+                    }
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, changed))
+                })
                 .optional()
                 .map_err(err)?;
-            let (actual, events, old_rel, old_kw, old_kpi, repeat_count) =
+            let (actual, events, old_rel, old_kw, old_kpi, repeat_count, changed) =
                 row.ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
             if actual != expected {
                 return Err(StorageError::Conflict { ticket: t.id.0, expected, actual });
             }
             let kpi_new = s.kpi(t, repeat_count);
-            c.prepare_cached(
-                "UPDATE tickets SET css_serial_no = ?2, span = ?3, status = ?4, title = ?5, msisdn = ?6, complaint_source = ?7,
-                 category = ?8, urgency = ?9, customer_level = ?10, network_type = ?11, satisfaction = ?12, province = ?13,
-                 city = ?14, replied_at = ?15, closed_at = ?16, deadline = ?17, seq = ?18, event_count = ?19, state = ?20,
-                 aux_hash = ?21, solved = ?22, flags = ?23, kpi = ?24, keywords_hash = ?25 WHERE id = ?1",
-            )
-            .map_err(err)?
-            .execute(params![
-                id,
-                s.css_serial_no,
-                t.span.as_str(),
-                t.status.as_str(),
-                s.title,
-                s.msisdn,
-                s.complaint_source,
-                s.category,
-                s.urgency,
-                s.customer_level,
-                s.network_type,
-                s.satisfaction,
-                province,
-                city,
-                opt_ms(t.replied_at),
-                opt_ms(t.closed_at),
-                opt_ms(t.deadline),
-                t.seq,
-                events + 1,
-                json.state,
-                rel_hash,
-                s.solved,
-                s.flags,
-                kpi_new.encode(),
-                kw_hash,
-            ])
-            .map_err(err)?;
+            // Only the indexed columns whose values changed are set: SQLite rewrites an index's
+            // entry whenever the UPDATE names one of its columns, whatever the value.
+            let mut sql = String::from(
+                "UPDATE tickets SET title = ?2, urgency = ?3, customer_level = ?4, network_type = ?5, seq = ?6,
+                 event_count = ?7, state = ?8, aux_hash = ?9, kpi = ?10, keywords_hash = ?11",
+            );
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(11 + INDEXED.len());
+            let (seq, event_count, kpi) = (t.seq, events + 1, kpi_new.encode());
+            values.extend::<[&dyn rusqlite::ToSql; 11]>([
+                &id,
+                &s.title,
+                &s.urgency,
+                &s.customer_level,
+                &s.network_type,
+                &seq,
+                &event_count,
+                &json.state,
+                &rel_hash,
+                &kpi,
+                &kw_hash,
+            ]);
+            for (i, (col, v)) in INDEXED.iter().zip(&indexed).enumerate() {
+                if changed & (1 << i) != 0 {
+                    values.push(v);
+                    sql.push_str(&format!(", {col} = ?{}", values.len()));
+                }
+            }
+            sql.push_str(" WHERE id = ?1");
+            c.prepare_cached(&sql).map_err(err)?.execute(values.as_slice()).map_err(err)?;
             (events, Some((old_rel, old_kw != kw_hash)), Contribution::decode(old_kpi.as_deref()), kpi_new)
         }
         None => {

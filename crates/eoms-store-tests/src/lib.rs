@@ -441,7 +441,24 @@ pub async fn ticket_query_conditions_scope_and_paging<S: Store>(s: &S) {
         }
     }
     assert_eq!(seen, vec![304, 303, 302, 301]);
-    let _ = (jn, cust);
+    // Through to its close, 301 is found by the values its actions changed (status, closing,
+    // deadline) and still by those they left alone (number, CSS serial number).
+    let mut jn = jn;
+    let dispatch =
+        serde_json::json!({"analysis": "派网优", "handlers": [{"role": "optimization_handler", "org": "sd.jn"}]});
+    jn.act(s, "jn_dispatcher", "claim", Some("dispatch"), serde_json::json!({})).await;
+    jn.act(s, "jn_dispatcher", "dispatch", Some("dispatch"), dispatch).await;
+    jn.act(s, "jn_wy", "claim", Some("handle"), serde_json::json!({})).await;
+    jn.act(s, "jn_wy", "feedback", Some("handle"), feedback()).await;
+    jn.act(s, "jn_dispatcher", "pass", Some("review"), serde_json::json!({})).await;
+    assert_eq!(ids(s, &q(&|q| q.status = vec!["closed".into()])).await.0, 0, "replied, not yet closed");
+    jn.act(s, "sd_css", "close", Some("replied"), serde_json::json!({"satisfaction": "satisfied"})).await;
+    assert_eq!(ids(s, &q(&|q| q.status = vec!["closed".into()])).await, (1, vec![301]));
+    assert_eq!(ids(s, &q(&|q| q.status = vec!["open".into()])).await, (3, vec![302, 303, 304]));
+    assert_eq!(ids(s, &q(&|q| q.msisdn = Some("13812340003".into()))).await, (1, vec![301]));
+    assert_eq!(ids(s, &q(&|q| q.css_serial_no = Some("CSS-13812340003".into()))).await, (1, vec![301]));
+    assert_eq!(ids(s, &q(&|q| q.overdue_at = Some(t0() + TimeDelta::hours(49)))).await.0, 0, "closed in time");
+    let _ = cust;
 }
 
 /// A write that fails after some of its rows are written — here at its second CSS message, whose
