@@ -54,7 +54,11 @@ fn err(e: tokio_postgres::Error) -> StorageError {
     if e.is_closed() {
         return StorageError::Unavailable(e.to_string());
     }
-    StorageError::Backend(e.to_string())
+    // The client's own text for a server error is just "db error"; the server's says what.
+    match e.as_db_error() {
+        Some(db) => StorageError::Backend(format!("{} ({})", db.message(), db.code().code())),
+        None => StorageError::Backend(e.to_string()),
+    }
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StorageError {
@@ -282,17 +286,30 @@ impl Pipeline {
         self.calls.push((st.clone(), params, Some((what, key))));
     }
 
+    /// Sends every statement at once and waits for all their answers. After a statement fails,
+    /// PostgreSQL refuses each later one of the transaction ("current transaction is aborted"),
+    /// so the error reported is the first other one — the cause, a duplicate sheet number say —
+    /// whichever answer the client happened to look at first.
     async fn run(&self, c: &impl GenericClient) -> Result<(), StorageError> {
-        let calls = self.calls.iter().map(|(st, params, unique)| async move {
+        let calls = self.calls.iter().map(|(st, params, _)| async move {
             let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-            c.execute(st, &refs).await.map_err(|e| match (err(e), unique) {
-                (StorageError::Duplicate { .. }, Some((what, key))) => {
-                    StorageError::Duplicate { what, key: key.clone() }
-                }
-                (other, _) => other,
-            })
+            c.execute(st, &refs).await
         });
-        futures_util::future::try_join_all(calls).await.map(|_| ())
+        let results = futures_util::future::join_all(calls).await;
+        let aborted =
+            |e: &tokio_postgres::Error| e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION);
+        let mut failed =
+            results.into_iter().zip(&self.calls).filter_map(|(r, (_, _, unique))| Some((r.err()?, unique)));
+        let first = failed.next();
+        let Some((e, unique)) =
+            first.map(|f| if aborted(&f.0) { failed.find(|(e, _)| !aborted(e)).unwrap_or(f) } else { f })
+        else {
+            return Ok(());
+        };
+        Err(match (err(e), unique) {
+            (StorageError::Duplicate { .. }, Some((what, key))) => StorageError::Duplicate { what, key: key.clone() },
+            (other, _) => other,
+        })
     }
 }
 
