@@ -47,7 +47,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
 /// has been rolled back (see [`write::writer_loop`]). So it reads and writes the database only.
 pub(crate) trait Request: Send {
     /// Runs the write, keeping its result; true when it succeeded.
-    fn run(&mut self, conn: &Connection) -> bool;
+    fn run(&mut self, db: &write::Db<'_>) -> bool;
     /// Answers the caller once the batch's commit is known (or the batch could not run).
     fn finish(self: Box<Self>, commit: Result<(), StorageError>);
 }
@@ -62,11 +62,11 @@ struct Req<F, R> {
 
 impl<F, R> Request for Req<F, R>
 where
-    F: Fn(&Connection) -> Result<R, StorageError> + Send,
+    F: Fn(&write::Db<'_>) -> Result<R, StorageError> + Send,
     R: Send,
 {
-    fn run(&mut self, conn: &Connection) -> bool {
-        let r = (self.f)(conn);
+    fn run(&mut self, db: &write::Db<'_>) -> bool {
+        let r = (self.f)(db);
         let ok = r.is_ok();
         self.result = Some(r);
         ok
@@ -206,7 +206,7 @@ impl SqliteStore {
     /// more than once (see [`Request`]); only the last run's result counts.
     async fn write<R: Send + 'static>(
         &self,
-        f: impl Fn(&Connection) -> Result<R, StorageError> + Send + 'static,
+        f: impl Fn(&write::Db<'_>) -> Result<R, StorageError> + Send + 'static,
     ) -> Result<R, StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let work: Work = Box::new(Req { f, result: None, tx });
@@ -983,12 +983,13 @@ pub fn write_directly(path: &Path, writes: &[TicketWrite], batch: usize) -> Resu
     let c = Connection::open(path).map_err(err)?;
     configure(&c)?;
     c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(err)?;
+    let db = write::Db::new(&c);
     for chunk in writes.chunks(batch.max(1)) {
         c.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
         for w in chunk {
-            write::commit(&c, w, &write::Serialized::of(w)?)?;
+            write::commit(&db, w, &write::Serialized::of(w)?)?;
         }
-        write::flush_keywords(&c)?;
+        write::flush_keywords(&db)?;
         c.execute_batch("COMMIT").map_err(err)?;
     }
     Ok(())

@@ -36,8 +36,98 @@ fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
+/// The writer's connection with its statements, each kept by the address of its SQL text.
+/// rusqlite's statement cache keys statements by their text: it hashes the text to take one and
+/// again to give it back, and moves it in an LRU list both times — 5 % of an action's
+/// instructions (callgrind, `durable` example). The writer's statements are static texts, named
+/// by their address and length, and the ticket UPDATEs, named by the columns they set.
+pub(crate) struct Db<'c> {
+    conn: &'c Connection,
+    /// Unordered; found by a linear scan — a few dozen, cheaper than hashing the key.
+    kept: std::cell::RefCell<Vec<(Key, rusqlite::Statement<'c>)>>,
+}
+
+/// What names a kept statement.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Key {
+    /// A static SQL text, by its address and length.
+    Text(usize, usize),
+    /// The ticket UPDATE setting these [`INDEXED`] columns (bits) besides the others.
+    TicketUpdate(u16),
+}
+
+impl<'c> Db<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Db<'c> {
+        Db { conn, kept: Default::default() }
+    }
+
+    /// The statement for `sql`, prepared on first use and kept when the returned handle drops.
+    pub(crate) fn stmt(&self, sql: &'static str) -> rusqlite::Result<Kept<'_, 'c>> {
+        self.stmt_by(Key::Text(sql.as_ptr() as usize, sql.len()), || sql.into())
+    }
+
+    /// The statement named `key`, prepared from `sql()` on first use. It is taken while in use:
+    /// a second use of the same key meanwhile prepares its own.
+    pub(crate) fn stmt_by(&self, key: Key, sql: impl FnOnce() -> String) -> rusqlite::Result<Kept<'_, 'c>> {
+        let found = {
+            let mut kept = self.kept.borrow_mut();
+            kept.iter().rposition(|(k, _)| *k == key).map(|i| kept.swap_remove(i).1)
+        };
+        let stmt = match found {
+            Some(st) => st,
+            // Persistent: a statement kept for the connection's life must not take the
+            // small-allocation pool (lookaside) that each run's transient values need.
+            None => self.conn.prepare_with_flags(&sql(), rusqlite::PrepFlags::SQLITE_PREPARE_PERSISTENT)?,
+        };
+        Ok(Kept { db: self, key, stmt: Some(stmt) })
+    }
+}
+
+impl<'c> std::ops::Deref for Db<'c> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+/// A statement taken from [`Db`]; given back on drop, its parameters cleared. rusqlite resets a
+/// statement after each `execute` and when its rows are dropped, so it is ready to run again.
+pub(crate) struct Kept<'a, 'c> {
+    db: &'a Db<'c>,
+    key: Key,
+    stmt: Option<rusqlite::Statement<'c>>,
+}
+
+impl<'c> std::ops::Deref for Kept<'_, 'c> {
+    type Target = rusqlite::Statement<'c>;
+    fn deref(&self) -> &rusqlite::Statement<'c> {
+        self.stmt.as_ref().expect("a kept statement is present until dropped")
+    }
+}
+
+impl<'c> std::ops::DerefMut for Kept<'_, 'c> {
+    fn deref_mut(&mut self) -> &mut rusqlite::Statement<'c> {
+        self.stmt.as_mut().expect("a kept statement is present until dropped")
+    }
+}
+
+impl Drop for Kept<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(mut st) = self.stmt.take() {
+            // Bound texts are copies, freed here rather than held until the next run.
+            st.clear_bindings();
+            let mut kept = self.db.kept.borrow_mut();
+            // A second copy (the statement was taken twice at once) is finalized, not kept.
+            if !kept.iter().any(|(k, _)| *k == self.key) {
+                kept.push((self.key, st));
+            }
+        }
+    }
+}
+
 pub(crate) fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>, stats: &Stats) {
     use std::sync::atomic::Ordering::Relaxed;
+    let db = Db::new(&conn);
     // Idle — nothing changed for IDLE; the delivery loops' empty claims do not count — the writer
     // hands its page cache back (up to 64 MB after a busy spell), and the next write reads its
     // pages again from the operating system's cache.
@@ -81,12 +171,12 @@ pub(crate) fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>, stats: &St
         // writing (a version conflict, a duplicate, a refusal — SQLite undoes a failed statement
         // by itself) leaves nothing to undo. Only when one fails after writing is the batch rolled
         // back and run again, each request in its own savepoint, so that it alone is undone.
-        let result = match run_batch(&conn, &mut batch, false) {
+        let result = match run_batch(&db, &mut batch, false) {
             Err(Batch::Dirty) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 exec_cached(&conn, "BEGIN IMMEDIATE")
                     .map_err(|e| Batch::Failed(err(e)))
-                    .and_then(|()| run_batch(&conn, &mut batch, true))
+                    .and_then(|()| run_batch(&db, &mut batch, true))
             }
             r => r,
         }
@@ -94,7 +184,7 @@ pub(crate) fn writer_loop(conn: Connection, rx: mpsc::Receiver<Work>, stats: &St
             Batch::Failed(e) => e,
             Batch::Dirty => StorageError::Backend("a request failed after writing".into()),
         })
-        .and_then(|()| flush_keywords(&conn))
+        .and_then(|()| flush_keywords(&db))
         .and_then(|()| exec_cached(&conn, "COMMIT").map_err(err));
         stats.commits.fetch_add(1, Relaxed);
         stats.requests.fetch_add(batch.len() as u64, Relaxed);
@@ -123,7 +213,7 @@ enum Batch {
 /// Runs the batch's requests in order, in the open transaction. Without savepoints a request
 /// that fails must have changed nothing (`total_changes` counts every row a statement that
 /// completed changed, in triggers and temporary tables too), or the batch is `Dirty`.
-fn run_batch(conn: &Connection, batch: &mut [Work], savepoints: bool) -> Result<(), Batch> {
+fn run_batch(conn: &Db<'_>, batch: &mut [Work], savepoints: bool) -> Result<(), Batch> {
     for w in batch.iter_mut() {
         if savepoints {
             exec_cached(conn, "SAVEPOINT req").map_err(|e| Batch::Failed(err(e)))?;
@@ -147,9 +237,9 @@ fn run_batch(conn: &Connection, batch: &mut [Work], savepoints: bool) -> Result<
 /// writer's time under load. Written here, a batch makes one. Each action puts its keywords in
 /// the temporary table `keywords_pending`, a write like any other: a request that fails after it
 /// makes its batch run again with savepoints (see [`run_batch`]), so it leaves nothing there.
-pub(crate) fn flush_keywords(c: &Connection) -> Result<(), StorageError> {
+pub(crate) fn flush_keywords(c: &Db<'_>) -> Result<(), StorageError> {
     let pending = c
-        .prepare_cached("SELECT id, keywords FROM temp.keywords_pending")
+        .stmt("SELECT id, keywords FROM temp.keywords_pending")
         .map_err(err)?
         .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
         .map_err(err)?
@@ -158,8 +248,8 @@ pub(crate) fn flush_keywords(c: &Connection) -> Result<(), StorageError> {
     if pending.is_empty() {
         return Ok(());
     }
-    let mut del = c.prepare_cached("DELETE FROM ticket_fts WHERE rowid = ?1").map_err(err)?;
-    let mut ins = c.prepare_cached("INSERT INTO ticket_fts (rowid, keywords) VALUES (?1, ?2)").map_err(err)?;
+    let mut del = c.stmt("DELETE FROM ticket_fts WHERE rowid = ?1").map_err(err)?;
+    let mut ins = c.stmt("INSERT INTO ticket_fts (rowid, keywords) VALUES (?1, ?2)").map_err(err)?;
     for (id, keywords) in &pending {
         del.execute([id]).map_err(err)?;
         ins.execute(params![id, keywords]).map_err(err)?;
@@ -213,6 +303,11 @@ const INDEXED: [&str; 14] = [
     "flags",
 ];
 
+/// The version check's read of a ticket: what the last write left, and the [`INDEXED`] columns.
+const TICKET_FOR_UPDATE: &str = "SELECT seq, event_count, aux_hash, keywords_hash, kpi, repeat_count, css_serial_no, span,
+  status, msisdn, complaint_source, category, satisfaction, province, city, replied_at, closed_at, deadline, solved, flags
+  FROM tickets WHERE id = ?1";
+
 /// The ticket's values of the [`INDEXED`] columns, as stored.
 fn indexed_values(t: &eoms_domain::ticket::Ticket, s: &Summary) -> [rusqlite::types::Value; 14] {
     use rusqlite::types::Value;
@@ -236,10 +331,10 @@ fn indexed_values(t: &eoms_domain::ticket::Ticket, s: &Summary) -> [rusqlite::ty
     ]
 }
 
-pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Result<Committed, StorageError> {
+pub(crate) fn commit(c: &Db<'_>, w: &TicketWrite, json: &Serialized) -> Result<Committed, StorageError> {
     if let Some(idem) = &w.idempotency {
         let seen: Option<String> = c
-            .prepare_cached("SELECT response FROM idempotency WHERE key = ?1")
+            .stmt("SELECT response FROM idempotency WHERE key = ?1")
             .map_err(err)?
             .query_row([&idem.key], |r| r.get(0))
             .optional()
@@ -264,10 +359,7 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Resu
             let indexed = indexed_values(t, s);
             type Row = (u32, i64, i64, i64, Option<String>, i64, u16);
             let row: Option<Row> = c
-                .prepare_cached(&format!(
-                    "SELECT seq, event_count, aux_hash, keywords_hash, kpi, repeat_count, {} FROM tickets WHERE id = ?1",
-                    INDEXED.join(", ")
-                ))
+                .stmt(TICKET_FOR_UPDATE)
                 .map_err(err)?
                 .query_row([id], |r| {
                     let mut changed = 0u16;
@@ -288,13 +380,8 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Resu
             let kpi_new = s.kpi(t, repeat_count);
             // Only the indexed columns whose values changed are set: SQLite rewrites an index's
             // entry whenever the UPDATE names one of its columns, whatever the value.
-            let mut sql = String::from(
-                "UPDATE tickets SET title = ?2, urgency = ?3, customer_level = ?4, network_type = ?5, seq = ?6,
-                 event_count = ?7, state = ?8, aux_hash = ?9, kpi = ?10, keywords_hash = ?11",
-            );
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(11 + INDEXED.len());
             let (seq, event_count, kpi) = (t.seq, events + 1, kpi_new.encode());
-            values.extend::<[&dyn rusqlite::ToSql; 11]>([
+            let mut values: Vec<&dyn rusqlite::ToSql> = vec![
                 &id,
                 &s.title,
                 &s.urgency,
@@ -306,20 +393,31 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Resu
                 &rel_hash,
                 &kpi,
                 &kw_hash,
-            ]);
-            for (i, (col, v)) in INDEXED.iter().zip(&indexed).enumerate() {
-                if changed & (1 << i) != 0 {
-                    values.push(v);
-                    sql.push_str(&format!(", {col} = ?{}", values.len()));
+            ];
+            values.extend(
+                indexed
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| changed & (1 << i) != 0)
+                    .map(|(_, v)| v as &dyn rusqlite::ToSql),
+            );
+            let sql = || {
+                let mut sql = String::from(
+                    "UPDATE tickets SET title = ?2, urgency = ?3, customer_level = ?4, network_type = ?5, seq = ?6,
+                     event_count = ?7, state = ?8, aux_hash = ?9, kpi = ?10, keywords_hash = ?11",
+                );
+                let set = INDEXED.iter().enumerate().filter(|(i, _)| changed & (1 << i) != 0);
+                for (n, (_, col)) in set.enumerate() {
+                    sql.push_str(&format!(", {col} = ?{}", 12 + n));
                 }
-            }
-            sql.push_str(" WHERE id = ?1");
-            c.prepare_cached(&sql).map_err(err)?.execute(values.as_slice()).map_err(err)?;
+                sql + " WHERE id = ?1"
+            };
+            c.stmt_by(Key::TicketUpdate(changed), sql).map_err(err)?.execute(values.as_slice()).map_err(err)?;
             (events, Some((old_rel, old_kw != kw_hash)), Contribution::decode(old_kpi.as_deref()), kpi_new)
         }
         None => {
             let kpi_new = s.kpi(t, i64::from(w.repeat_count));
-            c.prepare_cached(
+            c.stmt(
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
                  creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash, solved, flags,
@@ -371,13 +469,13 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Resu
     };
     add_kpi_deltas(c, &deltas(kpi_old.as_ref(), Some(&kpi_new)))?;
     // One history row per action: the JSON array of its events.
-    c.prepare_cached("INSERT INTO ticket_events (ticket_id, n, body) VALUES (?1, ?2, ?3)")
+    c.stmt("INSERT INTO ticket_events (ticket_id, n, body) VALUES (?1, ?2, ?3)")
         .map_err(err)?
         .execute(params![id, first_event, json.events])
         .map_err(err)?;
     {
         let mut act = c
-            .prepare_cached(
+            .stmt(
                 "INSERT INTO actions (ticket_id, seq, action, code, actor, actor_org, step, at, on_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(err)?;
@@ -414,7 +512,7 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Resu
     for ch in &w.timers {
         match ch {
             TimerChange::Set { task, kind, due } => {
-                c.prepare_cached(
+                c.stmt(
                     "INSERT INTO timers (ticket_id, task_no, kind, due_at) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (ticket_id, task_no, kind) DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
                 )
@@ -427,7 +525,7 @@ pub(crate) fn commit(c: &Connection, w: &TicketWrite, json: &Serialized) -> Resu
         }
     }
     if let Some(idem) = &w.idempotency {
-        c.prepare_cached("INSERT INTO idempotency (key, response, created_at) VALUES (?1, ?2, ?3)")
+        c.stmt("INSERT INTO idempotency (key, response, created_at) VALUES (?1, ?2, ?3)")
             .map_err(err)?
             .execute(params![idem.key, idem.response, ms(&t.created_at)])
             .map_err(err)?;
@@ -503,14 +601,9 @@ impl StoredTask {
 /// An action changes one or two of a ticket's tasks; deleting and inserting them all rewrote
 /// every one and its to-do index entries, and a delete of several rows of a `WITHOUT ROWID`
 /// table first builds a temporary B-tree of their keys. Each row here is written by its key.
-fn write_tasks(
-    c: &Connection,
-    id: i64,
-    tasks: &[eoms_domain::ticket::Task],
-    existing: bool,
-) -> Result<(), StorageError> {
+fn write_tasks(c: &Db<'_>, id: i64, tasks: &[eoms_domain::ticket::Task], existing: bool) -> Result<(), StorageError> {
     let stored: Vec<StoredTask> = if existing {
-        c.prepare_cached(
+        c.stmt(
             "SELECT task_no, step, sub_order, grp, assignee, claimed_by, org, side, opened_at, accept_deadline, complete_deadline
              FROM tasks WHERE ticket_id = ?1",
         )
@@ -538,7 +631,7 @@ fn write_tasks(
     };
     let old = |no: u32| stored.iter().find(|r| r.no == no).map(StoredTask::row);
     for r in stored.iter().filter(|r| !tasks.iter().any(|k| k.no.0 == r.no)) {
-        c.prepare_cached("DELETE FROM tasks WHERE ticket_id = ?1 AND task_no = ?2")
+        c.stmt("DELETE FROM tasks WHERE ticket_id = ?1 AND task_no = ?2")
             .map_err(err)?
             .execute(params![id, r.no])
             .map_err(err)?;
@@ -556,7 +649,7 @@ fn write_tasks(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
             }
         };
-        c.prepare_cached(sql)
+        c.stmt(sql)
             .map_err(err)?
             .execute(params![
                 id,
@@ -579,16 +672,15 @@ fn write_tasks(
 
 /// Deletes a ticket's timers (of one task, or all), each by its key: a delete of several rows of
 /// a `WITHOUT ROWID` table builds a temporary B-tree of their keys first, as dear as the rows.
-fn cancel_timers(c: &Connection, id: i64, task: Option<u32>) -> Result<(), StorageError> {
+fn cancel_timers(c: &Db<'_>, id: i64, task: Option<u32>) -> Result<(), StorageError> {
     let keys: Vec<(u32, String)> = c
-        .prepare_cached("SELECT task_no, kind FROM timers WHERE ticket_id = ?1 AND (?2 IS NULL OR task_no = ?2)")
+        .stmt("SELECT task_no, kind FROM timers WHERE ticket_id = ?1 AND (?2 IS NULL OR task_no = ?2)")
         .map_err(err)?
         .query_map(params![id, task], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(err)?
         .collect::<Result<_, _>>()
         .map_err(err)?;
-    let mut del =
-        c.prepare_cached("DELETE FROM timers WHERE ticket_id = ?1 AND task_no = ?2 AND kind = ?3").map_err(err)?;
+    let mut del = c.stmt("DELETE FROM timers WHERE ticket_id = ?1 AND task_no = ?2 AND kind = ?3").map_err(err)?;
     for (no, kind) in &keys {
         del.execute(params![id, no, kind]).map_err(err)?;
     }
@@ -614,7 +706,7 @@ thread_local! {
 /// a dozen, and each row is two B-tree entries. Actors only accumulate; the other relations
 /// follow the ticket's current state.
 fn write_relations(
-    c: &Connection,
+    c: &Db<'_>,
     id: i64,
     s: &Summary,
     hash: i64,
@@ -622,8 +714,8 @@ fn write_relations(
 ) -> Result<(), StorageError> {
     let keywords = before.is_none_or(|(_, k)| k);
     if before.is_none_or(|(old, _)| old != hash) {
-        let read = |sql: &str| -> Result<Vec<(String, String)>, StorageError> {
-            let mut st = c.prepare_cached(sql).map_err(err)?;
+        let read = |sql: &'static str| -> Result<Vec<(String, String)>, StorageError> {
+            let mut st = c.stmt(sql).map_err(err)?;
             let rows = st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?;
             rows.collect::<Result<_, _>>().map_err(err)
         };
@@ -638,22 +730,20 @@ fn write_relations(
             },
         };
         let (gone, added) = relation_changes(&old.0, s.orgs.iter());
-        let mut del = c
-            .prepare_cached("DELETE FROM ticket_orgs WHERE org_id = ?1 AND relation = ?2 AND ticket_id = ?3")
-            .map_err(err)?;
+        let mut del =
+            c.stmt("DELETE FROM ticket_orgs WHERE org_id = ?1 AND relation = ?2 AND ticket_id = ?3").map_err(err)?;
         for (rel, o) in gone {
             del.execute(params![o, rel, id]).map_err(err)?;
         }
         let mut ins = c
-            .prepare_cached("INSERT OR IGNORE INTO ticket_orgs (org_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
+            .stmt("INSERT OR IGNORE INTO ticket_orgs (org_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
             .map_err(err)?;
         for (rel, o) in added {
             ins.execute(params![o.as_str(), rel, id]).map_err(err)?;
         }
         let (gone, added) = relation_changes(&old.1, s.state_users());
-        let mut del = c
-            .prepare_cached("DELETE FROM ticket_users WHERE user_id = ?1 AND relation = ?2 AND ticket_id = ?3")
-            .map_err(err)?;
+        let mut del =
+            c.stmt("DELETE FROM ticket_users WHERE user_id = ?1 AND relation = ?2 AND ticket_id = ?3").map_err(err)?;
         for (rel, u) in gone {
             del.execute(params![u, rel, id]).map_err(err)?;
         }
@@ -672,7 +762,7 @@ fn write_relations(
     }
     insert_users(c, id, s.actors())?;
     if keywords {
-        c.prepare_cached("INSERT OR REPLACE INTO temp.keywords_pending (id, keywords) VALUES (?1, ?2)")
+        c.stmt("INSERT OR REPLACE INTO temp.keywords_pending (id, keywords) VALUES (?1, ?2)")
             .map_err(err)?
             .execute(params![id, s.keywords])
             .map_err(err)?;
@@ -681,13 +771,12 @@ fn write_relations(
 }
 
 fn insert_users<'a>(
-    c: &Connection,
+    c: &Db<'_>,
     id: i64,
     users: impl Iterator<Item = &'a (&'static str, UserId)>,
 ) -> Result<(), StorageError> {
-    let mut ins = c
-        .prepare_cached("INSERT OR IGNORE INTO ticket_users (user_id, relation, ticket_id) VALUES (?1, ?2, ?3)")
-        .map_err(err)?;
+    let mut ins =
+        c.stmt("INSERT OR IGNORE INTO ticket_users (user_id, relation, ticket_id) VALUES (?1, ?2, ?3)").map_err(err)?;
     for (rel, u) in users {
         ins.execute(params![u.as_str(), rel, id]).map_err(err)?;
     }
@@ -739,16 +828,16 @@ pub(crate) fn fill_kpi_daily(c: &Connection) -> Result<(), StorageError> {
             totals.add(&k);
         }
     }
-    add_kpi_deltas(c, &totals.into_deltas())?;
+    add_kpi_deltas(&Db::new(c), &totals.into_deltas())?;
     Ok(())
 }
 
 /// Adds changes to the daily KPI rows ([`eoms_store::kpi`]).
-pub(crate) fn add_kpi_deltas(c: &Connection, deltas: &[Delta]) -> Result<(), StorageError> {
+pub(crate) fn add_kpi_deltas(c: &Db<'_>, deltas: &[Delta]) -> Result<(), StorageError> {
     if deltas.is_empty() {
         return Ok(());
     }
-    let mut st = c.prepare_cached(upsert_sql(eoms_store::sql::Dialect::Sqlite)).map_err(err)?;
+    let mut st = c.stmt(upsert_sql(eoms_store::sql::Dialect::Sqlite)).map_err(err)?;
     for d in deltas {
         let keys: [&dyn rusqlite::ToSql; 9] =
             [&d.day, &d.region, &i64::from(d.main), &d.province, &d.city, &d.category, &d.source, &d.process, &d.span];
@@ -768,7 +857,7 @@ pub(crate) fn parse_timer_kind(s: &str) -> TimerKind {
 }
 
 pub(crate) fn claim_timers(
-    c: &Connection,
+    c: &Db<'_>,
     node: &str,
     now: Timestamp,
     lease_secs: i64,
@@ -776,7 +865,7 @@ pub(crate) fn claim_timers(
 ) -> Result<Vec<DueTimer>, StorageError> {
     let now_ms = ms(&now);
     let rows: Vec<DueTimer> = c
-        .prepare_cached(
+        .stmt(
             "SELECT ticket_id, task_no, kind, due_at FROM timers
              WHERE due_at <= ?1 AND (lease_until IS NULL OR lease_until < ?1) ORDER BY due_at LIMIT ?2",
         )
@@ -794,7 +883,7 @@ pub(crate) fn claim_timers(
         .collect::<Result<_, _>>()
         .map_err(err)?;
     let mut upd = c
-        .prepare_cached(
+        .stmt(
             "UPDATE timers SET lease_owner = ?4, lease_until = ?5 WHERE ticket_id = ?1 AND task_no = ?2 AND kind = ?3",
         )
         .map_err(err)?;
@@ -811,8 +900,8 @@ pub(crate) fn claim_timers(
     Ok(rows)
 }
 
-pub(crate) fn timer_fired(c: &Connection, t: &DueTimer) -> Result<(), StorageError> {
-    c.prepare_cached("DELETE FROM timers WHERE ticket_id = ?1 AND task_no = ?2 AND kind = ?3 AND due_at = ?4")
+pub(crate) fn timer_fired(c: &Db<'_>, t: &DueTimer) -> Result<(), StorageError> {
+    c.stmt("DELETE FROM timers WHERE ticket_id = ?1 AND task_no = ?2 AND kind = ?3 AND due_at = ?4")
         .map_err(err)?
         .execute(params![t.ticket_id.0 as i64, t.task.map_or(0, |x| x.0), timer_kind(t.kind), ms(&t.due)])
         .map_err(err)?;
@@ -820,8 +909,8 @@ pub(crate) fn timer_fired(c: &Connection, t: &DueTimer) -> Result<(), StorageErr
 }
 
 /// Marks an outbox row delivered (its lease released).
-pub(crate) fn outbox_delivered(c: &Connection, id: i64, at: Timestamp) -> Result<(), StorageError> {
-    c.prepare_cached(
+pub(crate) fn outbox_delivered(c: &Db<'_>, id: i64, at: Timestamp) -> Result<(), StorageError> {
+    c.stmt(
         "UPDATE outbox SET status = 'delivered', delivered_at = ?2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
     )
     .map_err(err)?
@@ -831,7 +920,7 @@ pub(crate) fn outbox_delivered(c: &Connection, id: i64, at: Timestamp) -> Result
 }
 
 pub(crate) fn claim_outbox(
-    c: &Connection,
+    c: &Db<'_>,
     node: &str,
     channel: &str,
     now: Timestamp,
@@ -845,7 +934,7 @@ pub(crate) fn claim_outbox(
     // one are `blocked` (kept by triggers, schema 14) and not in the index this reads; the
     // `NOT EXISTS` stays as the rule itself, one probe per candidate.
     let rows: Vec<OutboxRow> = c
-        .prepare_cached(
+        .stmt(
             "SELECT o.id FROM outbox o
              WHERE o.status = 'pending' AND o.blocked = 0 AND o.channel = ?3 AND o.next_attempt_at <= ?1
                AND (o.lease_until IS NULL OR o.lease_until < ?1)
@@ -859,7 +948,7 @@ pub(crate) fn claim_outbox(
         .map_err(err)?
         .into_iter()
         .map(|id| {
-            c.prepare_cached("UPDATE outbox SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1")
+            c.stmt("UPDATE outbox SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1")
                 .map_err(err)?
                 .execute(params![id, node, now_ms + lease_secs * 1000])
                 .map_err(err)?;
@@ -869,7 +958,7 @@ pub(crate) fn claim_outbox(
     Ok(rows)
 }
 
-pub(crate) fn save_directory(c: &Connection, d: &Directory) -> Result<(), StorageError> {
+pub(crate) fn save_directory(c: &Db<'_>, d: &Directory) -> Result<(), StorageError> {
     // Users are updated in place, not replaced: their password hashes stay.
     c.execute_batch(
         "DELETE FROM sub_role_members; DELETE FROM sub_roles; DELETE FROM function_roles; DELETE FROM org_units; UPDATE users SET position = -1;",
@@ -937,8 +1026,8 @@ pub(crate) fn save_directory(c: &Connection, d: &Directory) -> Result<(), Storag
 }
 
 /// Replaces a ticket's TMF621 document.
-pub(crate) fn save_tmf_document(c: &Connection, id: i64, doc: &serde_json::Value) -> Result<(), StorageError> {
-    c.prepare_cached(
+pub(crate) fn save_tmf_document(c: &Db<'_>, id: i64, doc: &serde_json::Value) -> Result<(), StorageError> {
+    c.stmt(
         "INSERT INTO tmf_tickets (ticket_id, body) VALUES (?1, ?2) ON CONFLICT (ticket_id) DO UPDATE SET body = excluded.body",
     )
     .map_err(err)?
@@ -949,14 +1038,14 @@ pub(crate) fn save_tmf_document(c: &Connection, id: i64, doc: &serde_json::Value
 
 /// Queues outbox rows of a ticket, due at `now`; `payloads` are their payloads' JSON, in order.
 pub(crate) fn insert_outbox(
-    c: &Connection,
+    c: &Db<'_>,
     id: i64,
     outbox: &[eoms_store::NewOutbox],
     payloads: &[String],
     now: &Timestamp,
 ) -> Result<(), StorageError> {
     let mut ins = c
-        .prepare_cached(
+        .stmt(
             "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
         )
@@ -965,4 +1054,14 @@ pub(crate) fn insert_outbox(
         ins.execute(params![id, o.channel, o.kind, o.message_id, payload, ms(now)]).map_err(err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_version_check_reads_the_indexed_columns_in_their_order() {
+        let select: String = super::TICKET_FOR_UPDATE.split_whitespace().collect();
+        let columns = select.split("repeat_count,").nth(1).and_then(|rest| rest.split("FROM").next());
+        assert_eq!(columns, Some(super::INDEXED.join(",").as_str()), "compared by position");
+    }
 }
