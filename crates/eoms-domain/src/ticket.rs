@@ -77,8 +77,11 @@ pub struct Task {
     /// The org unit the task works for (its sub-order's).
     pub org: OrgUnitId,
     pub side: bool,
+    #[serde(serialize_with = "crate::value::ts::one")]
     pub opened_at: Timestamp,
+    #[serde(serialize_with = "crate::value::ts::opt")]
     pub accept_deadline: Option<Timestamp>,
+    #[serde(serialize_with = "crate::value::ts::opt")]
     pub complete_deadline: Option<Timestamp>,
     /// Which of its deadlines were warned of or missed (bits of [`crate::engine::TimerKind::mark`]).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -110,6 +113,7 @@ pub struct ActionRecord {
     pub sub_order: SubOrderNo,
     pub actor: UserId,
     pub actor_org: OrgUnitId,
+    #[serde(serialize_with = "crate::value::ts::one")]
     pub at: Timestamp,
     /// Against the task's deadline (accept for claims, complete otherwise); None without one.
     pub on_time: Option<bool>,
@@ -128,8 +132,11 @@ pub enum Event {
         span: SpanKey,
         creator: UserId,
         creator_org: OrgUnitId,
+        #[serde(serialize_with = "crate::value::ts::one")]
         at: Timestamp,
+        #[serde(serialize_with = "crate::value::ts::opt")]
         accept_deadline: Option<Timestamp>,
+        #[serde(serialize_with = "crate::value::ts::opt")]
         deadline: Option<Timestamp>,
     },
     ActionRecorded(ActionRecord),
@@ -172,32 +179,40 @@ pub enum Event {
     },
     Suspended {
         by: UserId,
+        #[serde(serialize_with = "crate::value::ts::one")]
         at: Timestamp,
     },
     Resumed {
+        #[serde(serialize_with = "crate::value::ts::one")]
         at: Timestamp,
     },
     ClockPaused {
+        #[serde(serialize_with = "crate::value::ts::one")]
         at: Timestamp,
     },
     ClockResumed {
+        #[serde(serialize_with = "crate::value::ts::one")]
         at: Timestamp,
     },
     /// An approved deferral: the sub-order's main task and, if later, the ticket get a new deadline.
     DeadlineMoved {
         task: Option<TaskNo>,
+        #[serde(serialize_with = "crate::value::ts::one")]
         to: Timestamp,
     },
     /// Deadlines after the clock resumed, where they count working time: the working time left
     /// when the clock stopped, counted again from the resumption on the business calendar.
     DeadlinesSet {
+        #[serde(serialize_with = "crate::value::ts::opt")]
         ticket_accept: Option<Timestamp>,
+        #[serde(serialize_with = "crate::value::ts::opt")]
         ticket: Option<Timestamp>,
         /// Each live task: (task, accept deadline, complete deadline).
         tasks: Vec<(TaskNo, Option<Timestamp>, Option<Timestamp>)>,
     },
     StatusChanged {
         status: TicketStatus,
+        #[serde(serialize_with = "crate::value::ts::one")]
         at: Timestamp,
     },
     CopiedTo {
@@ -226,10 +241,15 @@ pub struct Ticket {
     pub creator_org: OrgUnitId,
     /// The ticket's field values, sorted by key.
     pub fields: FieldMap,
+    #[serde(serialize_with = "crate::value::ts::one")]
     pub created_at: Timestamp,
+    #[serde(serialize_with = "crate::value::ts::opt")]
     pub replied_at: Option<Timestamp>,
+    #[serde(serialize_with = "crate::value::ts::opt")]
     pub closed_at: Option<Timestamp>,
+    #[serde(serialize_with = "crate::value::ts::opt")]
     pub accept_deadline: Option<Timestamp>,
+    #[serde(serialize_with = "crate::value::ts::opt")]
     pub deadline: Option<Timestamp>,
     pub sub_orders: Vec<SubOrder>,
     /// Live tasks only.
@@ -237,6 +257,7 @@ pub struct Ticket {
     pub suspended_by: Option<UserId>,
     /// Reasons the clock is stopped (suspension, a step waiting for fault recovery).
     pub pauses: u16,
+    #[serde(serialize_with = "crate::value::ts::opt")]
     pub paused_since: Option<Timestamp>,
     /// How often each counted action happened (`redispatch`, `reject`, `urge`, ...).
     pub counters: Vec<(CompactString, u32)>,
