@@ -38,6 +38,7 @@ pub async fn in_scope(app: &App, c: &Caller, t: &Ticket) -> ApiResult<bool> {
     let mut q = c.ticket_query();
     q.sheet_no = Some(t.sheet_no.to_string());
     q.page = PageReq { limit: 1, offset: 0 };
+    q.count_total = false;
     Ok(app.store.query(&q).await?.items.iter().any(|r| r.id == t.id))
 }
 

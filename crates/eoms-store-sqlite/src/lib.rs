@@ -354,6 +354,11 @@ impl Store for SqliteStore {
 
     async fn query(&self, q: &TicketQuery) -> Result<Page<TicketRow>, StorageError> {
         let q = q.clone();
+        // By sheet number (a unique key, the scope check's question), at most one row is read:
+        // a point read, run on the calling thread.
+        if q.sheet_no.is_some() && q.keyword.is_none() {
+            return self.read_point(move |c| read::query(c, &q)).await;
+        }
         self.read(move |c| read::query(c, &q)).await
     }
 
