@@ -581,12 +581,26 @@ async fn commit_tx(c: &impl GenericClient, w: &TicketWrite) -> Result<Committed,
             );
         }
     }
-    let del_tasks = prepared(c, "DELETE FROM tasks WHERE ticket_id = $1").await?;
-    p.add(&del_tasks, params![id]);
+    // The task rows made equal to the ticket's live tasks without reading them first: the ones
+    // gone are deleted, and each live one is upserted — written only where it differs, so the one
+    // or two an action changes are the only new row versions (and index entries) it makes.
+    if w.expected_seq.is_some() {
+        let del_tasks = prepared(c, "DELETE FROM tasks WHERE ticket_id = $1 AND task_no <> ALL($2)").await?;
+        let live: Vec<i32> = t.tasks.iter().map(|k| k.no.0 as i32).collect();
+        p.add(&del_tasks, params![id, live]);
+    }
     let ins_task = prepared(
         c,
         "INSERT INTO tasks (ticket_id, task_no, step, sub_order, grp, assignee, claimed_by, org, side, opened_at, accept_deadline, complete_deadline)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (ticket_id, task_no) DO UPDATE SET step = excluded.step, sub_order = excluded.sub_order,
+           grp = excluded.grp, assignee = excluded.assignee, claimed_by = excluded.claimed_by, org = excluded.org,
+           side = excluded.side, opened_at = excluded.opened_at, accept_deadline = excluded.accept_deadline,
+           complete_deadline = excluded.complete_deadline
+         WHERE (tasks.step, tasks.sub_order, tasks.grp, tasks.assignee, tasks.claimed_by, tasks.org, tasks.side,
+                tasks.opened_at, tasks.accept_deadline, tasks.complete_deadline)
+           IS DISTINCT FROM (excluded.step, excluded.sub_order, excluded.grp, excluded.assignee, excluded.claimed_by,
+                excluded.org, excluded.side, excluded.opened_at, excluded.accept_deadline, excluded.complete_deadline)",
     )
     .await?;
     for k in &t.tasks {
