@@ -752,7 +752,7 @@ impl Store for SqliteStore {
         outbox: &[eoms_store::NewOutbox],
         at: Timestamp,
     ) -> Result<(), StorageError> {
-        let (doc, outbox) = (doc.clone(), outbox.to_vec());
+        let (doc, outbox, payloads) = (doc.clone(), outbox.to_vec(), write::payloads(outbox));
         self.write(move |c| {
             let id = ticket.0 as i64;
             let known: Option<i64> =
@@ -761,7 +761,6 @@ impl Store for SqliteStore {
                 return Err(StorageError::NotFound { what: "ticket", key: ticket.0.to_string() });
             }
             write::save_tmf_document(c, id, &doc)?;
-            let payloads: Vec<String> = outbox.iter().map(|o| o.payload.to_string()).collect();
             write::insert_outbox(c, id, &outbox, &payloads, &at)
         })
         .await
