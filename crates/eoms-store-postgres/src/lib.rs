@@ -298,14 +298,13 @@ impl Pipeline {
         let results = futures_util::future::join_all(calls).await;
         let aborted =
             |e: &tokio_postgres::Error| e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION);
-        let mut failed =
-            results.into_iter().zip(&self.calls).filter_map(|(r, (_, _, unique))| Some((r.err()?, unique)));
-        let first = failed.next();
-        let Some((e, unique)) =
-            first.map(|f| if aborted(&f.0) { failed.find(|(e, _)| !aborted(e)).unwrap_or(f) } else { f })
-        else {
+        let mut failed: Vec<_> =
+            results.into_iter().zip(&self.calls).filter_map(|(r, (_, _, unique))| Some((r.err()?, unique))).collect();
+        if failed.is_empty() {
             return Ok(());
-        };
+        }
+        let cause = failed.iter().position(|(e, _)| !aborted(e)).unwrap_or(0);
+        let (e, unique) = failed.swap_remove(cause);
         Err(match (err(e), unique) {
             (StorageError::Duplicate { .. }, Some((what, key))) => StorageError::Duplicate { what, key: key.clone() },
             (other, _) => other,
