@@ -39,6 +39,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (17, "action_records_in_write_order", include_str!("../migrations/0017_action_records_in_write_order.sql")),
     (18, "outbox_one_ticket_index", include_str!("../migrations/0018_outbox_one_ticket_index.sql")),
     (19, "outbox_triggers_without_lists", include_str!("../migrations/0019_outbox_triggers_without_lists.sql")),
+    (20, "outbox_order_in_statements", include_str!("../migrations/0020_outbox_order_in_statements.sql")),
 ];
 
 pub struct PgStore {

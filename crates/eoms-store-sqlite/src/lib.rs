@@ -40,6 +40,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (17, "action_records_in_write_order", include_str!("../migrations/0017_action_records_in_write_order.sql")),
     (18, "outbox_one_ticket_index", include_str!("../migrations/0018_outbox_one_ticket_index.sql")),
     (19, "outbox_triggers_without_lists", include_str!("../migrations/0019_outbox_triggers_without_lists.sql")),
+    (20, "outbox_order_in_statements", include_str!("../migrations/0020_outbox_order_in_statements.sql")),
 ];
 
 /// A write, run by the writer inside a batch transaction. It may run twice: once as the batch is
@@ -822,10 +823,20 @@ impl Store for SqliteStore {
         self.write(move |c| {
             for o in &outbox {
                 c.execute(
-                    "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
-                     SELECT ticket_id, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6 FROM outbox WHERE id = ?1
+                    "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at, blocked)
+                     SELECT ticket_id, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6,
+                            ?7 AND EXISTS (SELECT 1 FROM outbox p WHERE p.ticket_id = o.ticket_id AND p.channel = ?2 AND p.status <> 'delivered')
+                     FROM outbox o WHERE o.id = ?1
                      ON CONFLICT (message_id) DO NOTHING",
-                    rusqlite::params![outbox_id, o.channel, o.kind, o.message_id, o.payload.to_string(), write::ms(&at)],
+                    rusqlite::params![
+                        outbox_id,
+                        o.channel,
+                        o.kind,
+                        o.message_id,
+                        o.payload.to_string(),
+                        write::ms(&at),
+                        write::ordered(&o.channel)
+                    ],
                 )
                 .map_err(err)?;
             }

@@ -921,14 +921,28 @@ pub(crate) fn timer_fired(c: &Db<'_>, t: &DueTimer) -> Result<(), StorageError> 
     Ok(())
 }
 
-/// Marks an outbox row delivered (its lease released).
+/// Marks an outbox row delivered (its lease released); on an ordered channel, the oldest
+/// undelivered message of its ticket is next (no longer `blocked`).
 pub(crate) fn outbox_delivered(c: &Db<'_>, id: i64, at: Timestamp) -> Result<(), StorageError> {
-    c.stmt(
-        "UPDATE outbox SET status = 'delivered', delivered_at = ?2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
-    )
-    .map_err(err)?
-    .execute(params![id, ms(&at)])
-    .map_err(err)?;
+    let delivered: Option<(i64, String)> = c
+        .stmt(
+            "UPDATE outbox SET status = 'delivered', delivered_at = ?2, attempts = attempts + 1, lease_owner = NULL, lease_until = NULL
+             WHERE id = ?1 RETURNING ticket_id, channel",
+        )
+        .map_err(err)?
+        .query_row(params![id, ms(&at)], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(err)?;
+    if let Some((ticket, channel)) = delivered.filter(|(_, channel)| ordered(channel)) {
+        c.stmt(
+            "UPDATE outbox SET blocked = 0
+             WHERE id = (SELECT MIN(p.id) FROM outbox p WHERE p.ticket_id = ?1 AND p.channel = ?2 AND p.status <> 'delivered')
+               AND blocked = 1",
+        )
+        .map_err(err)?
+        .execute(params![ticket, channel])
+        .map_err(err)?;
+    }
     Ok(())
 }
 
@@ -944,7 +958,7 @@ pub(crate) fn claim_outbox(
     // Only the oldest undelivered message of each ticket on the channel is eligible: never
     // reordered per ticket — except on the channels whose messages are independent
     // (`eoms_store::UNORDERED_CHANNELS`: e-mail, SMS, webhooks). The rows waiting behind an earlier
-    // one are `blocked` (kept by triggers, schema 14) and not in the index this reads; the
+    // one are `blocked` (schema 14; kept by `insert_outbox` and `outbox_delivered`) and not in the index this reads; the
     // `NOT EXISTS` stays as the rule itself, one probe per candidate.
     let rows: Vec<OutboxRow> = c
         .stmt(
@@ -1057,14 +1071,24 @@ pub(crate) fn insert_outbox(
     payloads: &[String],
     now: &Timestamp,
 ) -> Result<(), StorageError> {
+    // A message on an ordered channel waits (`blocked`, out of the claim's index) while an earlier
+    // one of its ticket is undelivered. Kept here rather than by a trigger (schema 20): a
+    // statement that fires a trigger gets a statement journal, a copy of every page it changes.
     let mut ins = c
         .stmt(
-            "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
+            "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at, blocked)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6,
+                     ?7 AND EXISTS (SELECT 1 FROM outbox p WHERE p.ticket_id = ?1 AND p.channel = ?2 AND p.status <> 'delivered'))",
         )
         .map_err(err)?;
     for (o, payload) in outbox.iter().zip(payloads) {
-        ins.execute(params![id, o.channel, o.kind, o.message_id, payload, ms(now)]).map_err(err)?;
+        ins.execute(params![id, o.channel, o.kind, o.message_id, payload, ms(now), ordered(&o.channel)])
+            .map_err(err)?;
     }
     Ok(())
+}
+
+/// Whether a channel's messages are delivered in order per ticket (see [`UNORDERED_CHANNELS`]).
+pub(crate) fn ordered(channel: &str) -> bool {
+    !UNORDERED_CHANNELS.contains(&channel)
 }

@@ -66,7 +66,7 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
              DROP TABLE actions; ALTER TABLE actions_old RENAME TO actions;
              CREATE INDEX actions_actor ON actions (actor, at);
              DROP TABLE kpi_daily; ALTER TABLE tickets DROP COLUMN kpi;
-             DROP TRIGGER outbox_wait_behind; DROP TRIGGER outbox_next_in_line; DROP INDEX outbox_pending;
+             DROP INDEX outbox_pending;
              ALTER TABLE outbox DROP COLUMN blocked;
              ALTER TABLE tickets DROP COLUMN keywords_hash;
              CREATE INDEX outbox_pending ON outbox (channel, next_attempt_at, id) WHERE status = 'pending';
@@ -86,7 +86,8 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
             "0016_history_in_write_order",
             "0017_action_records_in_write_order",
             "0018_outbox_one_ticket_index",
-            "0019_outbox_triggers_without_lists"
+            "0019_outbox_triggers_without_lists",
+            "0020_outbox_order_in_statements"
         ]
     );
     // Schema 16 moved the history into write order: every ticket reads the same history.
@@ -106,7 +107,7 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
     let region = TicketQuery { region: Some(eoms_domain::ids::OrgUnitId::new("sd")), ..q.clone() };
     assert_eq!(s.kpis(&region, KpiGroup::City).await.unwrap(), s.kpis_scanned(&region, KpiGroup::City).await.unwrap());
     assert_eq!(s.kpis(&q, KpiGroup::All).await.unwrap()[0].volume, 60);
-    // The triggers keep the marks on the messages written since, and on deliveries.
+    // The marks stay right on the messages written since, and on deliveries.
     let first =
         s.claim_outbox("node-a", "css", eoms_store_tests::t0() + chrono::TimeDelta::days(400), 30, 5).await.unwrap();
     assert_eq!(first.len(), 5);

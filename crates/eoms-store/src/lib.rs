@@ -30,7 +30,7 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 19;
+pub const SCHEMA_VERSION: i64 = 20;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
@@ -54,6 +54,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (17, "action_records_in_write_order"),
     (18, "outbox_one_ticket_index"),
     (19, "outbox_triggers_without_lists"),
+    (20, "outbox_order_in_statements"),
 ];
 
 /// Panics unless a backend's migrations (number, name, SQL) are [`MIGRATIONS`], ending at
@@ -111,9 +112,10 @@ impl StorageError {
 /// of the same ticket to other people, and there is nothing to keep in order between them.
 /// Webhook events carry their `created_at` and a delivery id for receivers that order or
 /// deduplicate. Every other channel (`css`, `notify`, `tmf:…`) is delivered in order per ticket
-/// and channel, a dead message blocking the ones after it. Backends write this list into their
-/// claim statement and into the triggers that mark waiting messages (migrations 0014 and 0019); the
-/// conformance suite checks both behaviours.
+/// and channel, a dead message blocking the ones after it. Backends apply this list in their claim
+/// statement and where they mark waiting messages (PostgreSQL: triggers, migration 0014; SQLite:
+/// the statements that queue and deliver, migration 0020); the conformance suite checks both
+/// behaviours.
 pub const UNORDERED_CHANNELS: &[&str] = &["email", "sms", "webhook"];
 
 /// A message queued for delivery in the same transaction as the change it reports.
