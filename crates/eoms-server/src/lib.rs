@@ -223,7 +223,8 @@ impl App {
         q.msisdn = Some(m.as_str().to_string());
         q.created_from = Some(t.created_at - chrono::TimeDelta::days(i64::from(self.cfg.repeat_window_days)));
         q.created_to = Some(t.created_at);
-        q.page = eoms_store::PageReq { limit: 1, offset: 0 };
+        // The count alone: no rows.
+        q.page = eoms_store::PageReq { limit: 0, offset: 0 };
         if self.cfg.repeat_key == config::RepeatKey::MsisdnCategory {
             q.category = match t.field("category") {
                 Some(eoms_domain::value::Value::List(l)) => l.first().map(|v| v.display()),

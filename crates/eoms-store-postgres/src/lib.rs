@@ -875,6 +875,10 @@ impl Store for PgStore {
             0
         };
         let (total, total_exact) = eoms_store::sql::bounded_total(counted, q.count_limit);
+        if q.page.limit == 0 {
+            // The count alone: no page to read.
+            return Ok(Page { items: Vec::new(), total, total_exact });
+        }
         let dir = if q.descending { "DESC" } else { "ASC" };
         let lim = b.bind(Param::Int(i64::from(q.page.limit)));
         let off = b.bind(Param::Int(q.page.offset as i64));

@@ -441,6 +441,9 @@ pub async fn ticket_query_conditions_scope_and_paging<S: Store>(s: &S) {
         }
     }
     assert_eq!(seen, vec![304, 303, 302, 301]);
+    // A page of no rows asks for the count alone (how many earlier complaints a number has).
+    let count_only = TicketQuery { page: PageReq { limit: 0, offset: 0 }, ..all.clone() };
+    assert_eq!(page(&s.query(&count_only).await.unwrap()), (4, true, vec![]));
     // Through to its close, 301 is found by the values its actions changed (status, closing,
     // deadline) and still by those they left alone (number, CSS serial number).
     let mut jn = jn;
