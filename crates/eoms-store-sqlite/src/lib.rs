@@ -789,7 +789,9 @@ impl Store for SqliteStore {
     }
 
     async fn tmf_listeners(&self) -> Result<Vec<eoms_store::TmfListener>, StorageError> {
-        self.read(|c| {
+        // Read on every action (to plan hub events): a handful of rows, so a point read on the
+        // calling thread, not a trip through the blocking pool.
+        self.read_point(|c| {
             let mut st = c
                 .prepare_cached(
                     "SELECT id, callback, query, version, owner, created_at FROM tmf_listeners ORDER BY created_at, id",
