@@ -203,10 +203,16 @@ pub(crate) fn query(c: &Connection, q: &TicketQuery) -> Result<Page<TicketRow>, 
     Ok(Page { items, total, total_exact })
 }
 
-const OUTBOX_COLS: &str =
-    "id, ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, last_error, created_at";
+/// The columns [`outbox_from`] reads, as a literal (for `concat!` into static statements).
+macro_rules! outbox_cols {
+    () => {
+        "id, ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, last_error, created_at"
+    };
+}
+pub(crate) use outbox_cols;
+const OUTBOX_COLS: &str = outbox_cols!();
 
-fn outbox_from(r: &Row) -> rusqlite::Result<(OutboxRow, String)> {
+pub(crate) fn outbox_from(r: &Row) -> rusqlite::Result<(OutboxRow, String)> {
     let status: String = r.get(6)?;
     Ok((
         OutboxRow {

@@ -975,11 +975,15 @@ pub(crate) fn claim_outbox(
         .map_err(err)?
         .into_iter()
         .map(|id| {
-            c.stmt("UPDATE outbox SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1")
-                .map_err(err)?
-                .execute(params![id, node, now_ms + lease_secs * 1000])
-                .map_err(err)?;
-            crate::read::outbox_row(c, id)
+            // Leased and read back in one statement.
+            c.stmt(concat!(
+                "UPDATE outbox SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1 RETURNING ",
+                crate::read::outbox_cols!()
+            ))
+            .map_err(err)?
+            .query_row(params![id, node, now_ms + lease_secs * 1000], crate::read::outbox_from)
+            .map(|(row, _)| row)
+            .map_err(err)
         })
         .collect::<Result<_, _>>()?;
     Ok(rows)
