@@ -203,14 +203,13 @@ pub(crate) fn query(c: &Connection, q: &TicketQuery) -> Result<Page<TicketRow>, 
     Ok(Page { items, total, total_exact })
 }
 
-/// The columns [`outbox_from`] reads, as a literal (for `concat!` into static statements).
+/// The columns [`outbox_from`] reads, as a literal: statements are written whole with `concat!`.
 macro_rules! outbox_cols {
     () => {
         "id, ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, last_error, created_at"
     };
 }
 pub(crate) use outbox_cols;
-const OUTBOX_COLS: &str = outbox_cols!();
 
 pub(crate) fn outbox_from(r: &Row) -> rusqlite::Result<(OutboxRow, String)> {
     let status: String = r.get(6)?;
@@ -233,7 +232,7 @@ pub(crate) fn outbox_from(r: &Row) -> rusqlite::Result<(OutboxRow, String)> {
 }
 
 pub(crate) fn outbox_row(c: &Connection, id: i64) -> Result<OutboxRow, StorageError> {
-    c.prepare_cached(&format!("SELECT {OUTBOX_COLS} FROM outbox WHERE id = ?1"))
+    c.prepare_cached(concat!("SELECT ", outbox_cols!(), " FROM outbox WHERE id = ?1"))
         .map_err(err)?
         .query_row([id], outbox_from)
         .map(|(r, _)| r)
@@ -241,7 +240,7 @@ pub(crate) fn outbox_row(c: &Connection, id: i64) -> Result<OutboxRow, StorageEr
 }
 
 pub(crate) fn outbox(c: &Connection, t: TicketId) -> Result<Vec<OutboxRow>, StorageError> {
-    c.prepare(&format!("SELECT {OUTBOX_COLS} FROM outbox WHERE ticket_id = ?1 ORDER BY id"))
+    c.prepare_cached(concat!("SELECT ", outbox_cols!(), " FROM outbox WHERE ticket_id = ?1 ORDER BY id"))
         .map_err(err)?
         .query_map([t.0 as i64], outbox_from)
         .map_err(err)?

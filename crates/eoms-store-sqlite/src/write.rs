@@ -958,8 +958,8 @@ pub(crate) fn claim_outbox(
     // Only the oldest undelivered message of each ticket on the channel is eligible: never
     // reordered per ticket — except on the channels whose messages are independent
     // (`eoms_store::UNORDERED_CHANNELS`: e-mail, SMS, webhooks). The rows waiting behind an earlier
-    // one are `blocked` (schema 14; kept by `insert_outbox` and `outbox_delivered`) and not in the index this reads; the
-    // `NOT EXISTS` stays as the rule itself, one probe per candidate.
+    // one are `blocked` (schema 14; kept by `insert_outbox` and `outbox_delivered`) and not in the
+    // index this reads; the `NOT EXISTS` stays as the rule itself, one probe per candidate.
     let rows: Vec<OutboxRow> = c
         .stmt(
             "SELECT o.id FROM outbox o
