@@ -83,6 +83,8 @@ pub struct App {
     pub(crate) timers_changed: tokio::sync::Notify,
     /// Bumped when outbound messages are queued here: the delivery loops wait on it.
     outbox_queued: tokio::sync::watch::Sender<u64>,
+    /// The circuit of each CSS endpoint (see [`css::breaker`]).
+    pub css_breakers: css::breaker::Breakers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +121,7 @@ impl App {
             node: auth::hex(&node),
             timers_changed: tokio::sync::Notify::new(),
             outbox_queued: tokio::sync::watch::Sender::new(0),
+            css_breakers: css::breaker::Breakers::default(),
         }))
     }
 

@@ -162,6 +162,17 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         )),
         Err(e) => log_event("warn", "metrics", &[("cause", &e.to_string())]),
     }
+    out.push_str("# HELP eoms_css_endpoint_open Whether a province's CSS endpoint circuit is open (calls held after failures in a row).\n# TYPE eoms_css_endpoint_open gauge\n");
+    for c in app.world().css.values() {
+        if let Some(o) = &c.outbound {
+            out.push_str(&format!(
+                "eoms_css_endpoint_open{{province=\"{}\",endpoint=\"{}\"}} {}\n",
+                label(&c.province),
+                label(&o.url),
+                u8::from(app.css_breakers.is_open(&o.url))
+            ));
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

@@ -366,7 +366,14 @@ async fn an_outage_and_a_flaky_css_lose_nothing_and_keep_the_order_per_ticket() 
         t.app.store.outbox_by_status(OutboxStatus::Pending, &PageReq { limit: 500, offset: 0 }).await.unwrap();
     let waiting: Vec<_> = pending.items.iter().filter(|o| o.channel == "css").collect();
     assert_eq!(waiting.len(), 20, "nothing delivered and nothing lost while CSS is down");
-    assert!(waiting.iter().filter(|o| o.kind == "confirm").all(|o| o.attempts >= 3 && o.last_error.is_some()));
+    let confirms: Vec<_> = waiting.iter().filter(|o| o.kind == "confirm").collect();
+    assert!(confirms.iter().all(|o| o.attempts >= 1 && o.last_error.is_some()), "{confirms:?}");
+    // The first pass's ten calls failed in a row, so the endpoint's circuit opened: each later
+    // pass sent one message, as a probe, instead of all ten again.
+    assert_eq!(confirms.iter().map(|o| o.attempts).sum::<u32>(), 10 + 2, "{confirms:?}");
+    let open = format!("eoms_css_endpoint_open{{province=\"sd\",endpoint=\"http://127.0.0.1:{css_port}/css/sd\"}}");
+    let metrics = || async { t.raw(Request::get("/metrics").body(Body::empty()).unwrap()).await.text() };
+    assert!(metrics().await.contains(&format!("{open} 1")), "{}", metrics().await);
     // CSS comes back failing 30% of the calls and stalling 10% past eoms' 1 s timeout.
     let sim = Sim::new(SimConfig {
         fail_share: 0.3,
@@ -388,4 +395,97 @@ async fn an_outage_and_a_flaky_css_lose_nothing_and_keep_the_order_per_ticket() 
     assert!(st.received >= 20 + st.failed_on_purpose, "the failed ones were sent again: {st:?}");
     let dead = t.app.store.outbox_by_status(OutboxStatus::Dead, &PageReq::default()).await.unwrap();
     assert_eq!(dead.total, 0);
+    assert!(metrics().await.contains(&format!("{open} 0")), "the circuit closed again");
+}
+
+#[tokio::test]
+async fn while_a_css_endpoint_is_down_its_messages_wait_unattempted_and_another_province_is_served() {
+    let t = TestApp::new().await;
+    let down = free_port();
+    let port = serve(&t, down, 1).await;
+    let base = format!("http://127.0.0.1:{port}");
+    // 广东's CSS answers; 山东's is down.
+    let gd_port = free_port();
+    let gd = Sim::new(SimConfig::demo(&base, "gd"));
+    start_sim(&gd, gd_port).await;
+    let mut provinces = eoms_server::css::parse_file(eoms_server::demo::DEMO_CSS).unwrap();
+    for p in &mut provinces {
+        let o = p.outbound.as_mut().unwrap();
+        let port = if p.province == "gd" { gd_port } else { down };
+        o.url = format!("http://127.0.0.1:{port}/css/{}", p.province);
+        o.timeout_seconds = 1;
+    }
+    let rows: Vec<_> = provinces
+        .iter()
+        .map(|p| eoms_store::CssProvince { province: p.province.clone(), body: serde_json::to_value(p).unwrap() })
+        .collect();
+    t.app.store.save_css_provinces(&rows).await.unwrap();
+    t.app.reload().await.unwrap();
+    let sd = Sim::new(SimConfig::demo(&base, "sd"));
+    let claim_all = |serials: Vec<String>, user: &'static str| {
+        let t = &t;
+        async move {
+            for s in &serials {
+                let tk = ticket_of(t, s).await;
+                t.act_ok(user, &tk, "claim", Some("dispatch"), json!({})).await;
+            }
+        }
+    };
+    let mut sd_serials = Vec::new();
+    for _ in 0..8 {
+        sd_serials.push(sd.file("济南").await.unwrap());
+    }
+    claim_all(sd_serials.clone(), "jn_dispatcher").await;
+    // One pass: eight calls to 山东 fail, and its circuit opens.
+    eoms_server::css::deliver::pass(&t.app).await;
+    let sd_rows = || async {
+        let p = t.app.store.outbox_by_status(OutboxStatus::Pending, &PageReq { limit: 500, offset: 0 }).await.unwrap();
+        p.items
+            .into_iter()
+            .filter(|o| o.channel == "css" && o.payload["ticket"]["province"] == "sd")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sd_rows().await.iter().map(|o| o.attempts).sum::<u32>(), 8);
+    // More 山东 complaints, and 广东 ones, while 山东 is down.
+    let mut more = Vec::new();
+    for _ in 0..4 {
+        more.push(sd.file("济南").await.unwrap());
+    }
+    claim_all(more.clone(), "jn_dispatcher").await;
+    let mut gd_serials = Vec::new();
+    for _ in 0..3 {
+        gd_serials.push(gd.file("广州").await.unwrap());
+    }
+    claim_all(gd_serials.clone(), "gz_dispatcher").await;
+    t.advance(TimeDelta::seconds(1));
+    eoms_server::css::deliver::pass(&t.app).await;
+    // 广东's went out; 山东's new ones were held back without a call, until the probe.
+    for s in &gd_serials {
+        assert_eq!(gd.methods_of(s), ["confirmWorkSheet"], "{s}");
+    }
+    let held = sd_rows().await;
+    assert_eq!(held.len(), 12, "nothing of 山东 lost");
+    let new: Vec<_> = held.iter().filter(|o| o.attempts == 0).collect();
+    assert_eq!(new.len(), 4, "{held:?}");
+    assert!(new.iter().all(|o| o.last_error.as_deref().is_some_and(|e| e.contains("暂不可达"))), "{new:?}");
+    // Admins see it on the CSS page: which endpoint is down, since when, the next probe.
+    let token = t.token("admin").await;
+    let page = t
+        .raw(Request::get("/admin/css").header("cookie", format!("eoms_session={token}")).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    let sd_row = html.split("<tr>").find(|r| r.contains(&format!(":{down}/css/sd"))).expect("山东's row");
+    assert!(sd_row.contains("断路") && sd_row.contains("连续失败 8 次"), "{sd_row}");
+    let gd_row = html.split("<tr>").find(|r| r.contains(&format!(":{gd_port}/css/gd"))).expect("广东's row");
+    assert!(gd_row.contains("正常") && !gd_row.contains("断路"), "{gd_row}");
+    // 山东's CSS comes back: the next pass after the wait probes, the circuit closes, all go out.
+    let sd_back = Sim::new(SimConfig::demo(&base, "sd"));
+    start_sim(&sd_back, down).await;
+    t.advance(TimeDelta::seconds(5));
+    deliver_all(&t).await;
+    assert!(sd_rows().await.is_empty(), "every 山东 message delivered");
+    for s in sd_serials.iter().chain(&more) {
+        assert_eq!(sd_back.methods_of(s), ["confirmWorkSheet"], "{s}: once");
+    }
 }

@@ -1006,6 +1006,18 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn outbox_postpone(&self, ids: &[i64], note: &str, until: Timestamp) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE outbox SET last_error = $2, next_attempt_at = $3, lease_owner = NULL, lease_until = NULL
+             WHERE id = ANY($1) AND status = 'pending'",
+            &[&ids, &note, &until],
+        )
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
     async fn outbox(&self, ticket: TicketId) -> Result<Vec<OutboxRow>, StorageError> {
         let c = self.client().await?;
         let rows = c

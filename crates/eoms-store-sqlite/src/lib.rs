@@ -443,6 +443,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn outbox_postpone(&self, ids: &[i64], note: &str, until: Timestamp) -> Result<(), StorageError> {
+        let (ids, note) = (ids.to_vec(), note.to_string());
+        self.write(move |c| {
+            let mut st = c
+                .stmt(
+                    "UPDATE outbox SET last_error = ?2, next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL
+                     WHERE id = ?1 AND status = 'pending'",
+                )
+                .map_err(err)?;
+            for id in &ids {
+                st.execute(rusqlite::params![id, note, write::ms(&until)]).map_err(err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn outbox(&self, ticket: TicketId) -> Result<Vec<OutboxRow>, StorageError> {
         self.read(move |c| read::outbox(c, ticket)).await
     }

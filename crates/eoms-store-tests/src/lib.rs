@@ -707,6 +707,29 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
         .map(|o| o.id)
         .collect();
     assert_eq!(pending.first(), Some(&next.id), "the oldest undelivered one, {pending:?}");
+    // Held back unattempted (its endpoint is down): not due until the given time, attempts
+    // unchanged, still its ticket's next; a dead message is left as it is.
+    let hold = after + TimeDelta::minutes(10);
+    s.outbox_postpone(&[next.id, first.id], "客服接口暂不可达", hold).await.unwrap();
+    assert!(
+        s.claim_outbox("node-b", "css", hold - TimeDelta::seconds(1), 30, 100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| o.ticket_id != TicketId(701)),
+        "held until the given time, and the later ones behind it"
+    );
+    let again = s.claim_outbox("node-a", "css", hold, 30, 100).await.unwrap();
+    let again = again.into_iter().find(|o| o.ticket_id == TicketId(701)).expect("due again, on any node");
+    assert_eq!(
+        (again.id, again.attempts, again.last_error.as_deref()),
+        (next.id, next.attempts, Some("客服接口暂不可达"))
+    );
+    s.outbox_failed(again.id, "HTTP 500", hold, true).await.unwrap();
+    s.outbox_postpone(&[again.id], "客服接口暂不可达", hold + TimeDelta::minutes(1)).await.unwrap();
+    let rows = s.outbox(TicketId(701)).await.unwrap();
+    let dead = rows.iter().find(|o| o.id == again.id).unwrap();
+    assert_eq!((dead.status, dead.last_error.as_deref()), (OutboxStatus::Dead, Some("HTTP 500")), "dead stays dead");
 }
 
 pub async fn due_timers_are_claimed_once_within_their_lease<S: Store>(s: &S) {

@@ -313,6 +313,15 @@ pub trait Store: Send + Sync + 'static {
         next_attempt_at: Timestamp,
         dead: bool,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Puts claimed messages back in line unattempted, due at `until`, with `note` as their last
+    /// error (their endpoint is known to be down, so they were not sent): attempts unchanged,
+    /// lease released. Only pending messages change.
+    fn outbox_postpone(
+        &self,
+        ids: &[i64],
+        note: &str,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
     fn outbox(&self, ticket: TicketId) -> impl Future<Output = Result<Vec<OutboxRow>, StorageError>> + Send;
     /// Outbox rows in a status, oldest first (admins look at the dead letters).
     fn outbox_by_status(

@@ -543,15 +543,34 @@ pub async fn save_dictionaries(State(app): State<Arc<App>>, p: Page, Form(f): Fo
 
 // ── CSS interface and outbox ───────────────────────────────────────────────────────────────
 
-fn css_page(p: &Page, source: &str, error: Option<&ApiError>) -> Markup {
+fn css_page(p: &Page, breakers: &crate::css::breaker::Breakers, source: &str, error: Option<&ApiError>) -> Markup {
+    let states = breakers.states();
+    let state = |url: &str| -> Markup {
+        match states.iter().find(|s| s.url == url) {
+            None => html! { (p.t("正常", "up")) },
+            Some(s) => match s.open_until {
+                Some(until) => html! {
+                    strong { (p.t("断路", "circuit open")) } " · "
+                    (p.t("连续失败 ", "failed ")) (s.failures) (p.t(" 次，", " times in a row; ")) (p.t("自 ", "down since "))
+                    (s.down_since.map(when).unwrap_or_default()) (p.t("；", "; ")) (p.t("下次试探 ", "next probe ")) (when(until))
+                    br; small.muted { (s.last_error) }
+                },
+                None => html! {
+                    (p.t("连续失败 ", "failed ")) (s.failures) (p.t(" 次", " times in a row"))
+                    br; small.muted { (s.last_error) }
+                },
+            },
+        }
+    };
     let body = html! {
         div.scroll { table.list {
-            thead { tr { th { (p.t("省份", "Province")) } th { (p.t("调用方", "serCaller")) } th { (p.t("系统用户", "System user")) } th { (p.t("流程", "Process")) } th { (p.t("回送地址", "Outbound endpoint")) } th { "WSDL" } } }
+            thead { tr { th { (p.t("省份", "Province")) } th { (p.t("调用方", "serCaller")) } th { (p.t("系统用户", "System user")) } th { (p.t("流程", "Process")) } th { (p.t("回送地址", "Outbound endpoint")) } th { (p.t("回送状态", "Endpoint state")) } th { "WSDL" } } }
             tbody { @for c in p.c.world.css.values() {
                 tr {
                     td { (unit_name(&p.c, p.lang, &c.province)) " " code { (c.province) } }
                     td { code { (c.caller) } } td { (user_label(&p.c, &c.system_user)) } td { code { (c.process) } }
                     td { (c.outbound.as_ref().map(|o| o.url.clone()).unwrap_or_else(|| p.t("未配置（消息等待）", "none (messages wait)").into())) }
+                    td { @if let Some(o) = &c.outbound { (state(&o.url)) } }
                     td { a href={"/css/" (enc(&c.province)) "/wsdl"} { "WSDL" } }
                 }
             } }
@@ -567,10 +586,10 @@ fn css_page(p: &Page, source: &str, error: Option<&ApiError>) -> Markup {
     admin_page(p, p.t("客服接口", "CSS interface"), "css", body)
 }
 
-pub async fn css(p: Page) -> PageResult {
+pub async fn css(State(app): State<Arc<App>>, p: Page) -> PageResult {
     let Json(list) = crate::css::get_config(p.c.clone()).await?;
     let src = serde_json::to_string_pretty(&list).map_err(|_| ApiError::internal())?;
-    super::ok(css_page(&p, &src, None))
+    super::ok(css_page(&p, &app.css_breakers, &src, None))
 }
 
 pub async fn save_css(State(app): State<Arc<App>>, p: Page, Form(f): Form<SourceForm>) -> PageResult {
@@ -588,7 +607,7 @@ pub async fn save_css(State(app): State<Arc<App>>, p: Page, Form(f): Form<Source
     };
     match r {
         Ok(()) => see("/admin/css"),
-        Err(e) => Ok(send(e.status(), css_page(&p, &f.source, Some(&e)))),
+        Err(e) => Ok(send(e.status(), css_page(&p, &app.css_breakers, &f.source, Some(&e)))),
     }
 }
 

@@ -5,12 +5,14 @@
 //! header) so CSS can drop a duplicate — one happens when CSS processed a call but its answer
 //! was lost. Safe on several nodes: rows are leased.
 
+use super::breaker::{Change, Gate};
 use super::config::ProvinceConfig;
 use crate::App;
 use chrono::TimeDelta;
 use eoms_domain::value::china;
 use eoms_store::{OutboxRow, Store, Timestamp};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,17 +128,38 @@ pub fn build(
     Ok((method.to_string(), eoms_css::request(method, &borrowed)))
 }
 
-/// Delivers one message; records the outcome.
+/// Why a message was not delivered: `down` when its endpoint could not be reached (no
+/// connection, a timeout, an answer that is not SOAP) — what the endpoint's circuit counts.
+struct Failure {
+    why: String,
+    down: bool,
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Failure {
+        Failure { why, down: false }
+    }
+}
+
+/// The outbound endpoint of a message's province, if it has one.
+fn endpoint_of(world: &crate::World, row: &OutboxRow) -> Option<String> {
+    let province = text(&row.payload, &["ticket", "province"]);
+    world.css.get(&province)?.outbound.as_ref().map(|o| o.url.clone())
+}
+
+/// Delivers one message; records the outcome (and tells the endpoint's circuit).
 async fn deliver(app: &App, row: OutboxRow) {
     let world = app.world();
     let now = app.clock.now();
     let province = text(&row.payload, &["ticket", "province"]);
     let cfg = world.css.get(&province).cloned();
     let max = cfg.as_ref().and_then(|c| c.outbound.as_ref()).map_or(12, |o| o.max_attempts);
-    let outcome: Result<(), String> = async {
+    let url = cfg.as_ref().and_then(|c| c.outbound.as_ref()).map(|o| o.url.clone());
+    let outcome: Result<(), Failure> = async {
         let cfg = cfg.ok_or_else(|| format!("省份“{province}”未开通客服接口"))?;
         let out = cfg.outbound.clone().ok_or_else(|| format!("省份 {province} 未配置外发地址"))?;
         let (method, body) = build(&cfg, &row, &world.org, now)?;
+        let down = |why| Failure { why, down: true };
         let (status, answer) = super::http::post_soap(
             &out.url,
             &eoms_css::soap_action(&method),
@@ -144,17 +167,47 @@ async fn deliver(app: &App, row: OutboxRow) {
             &[("x-message-id", row.message_id.as_str())],
             Duration::from_secs(out.timeout_seconds.max(1)),
         )
-        .await?;
+        .await
+        .map_err(down)?;
         match eoms_css::parse_response(&answer) {
             Ok(r) if r.trim() == "0" => Ok(()),
-            Ok(r) => Err(format!("客服系统返回：{}", r.chars().take(300).collect::<String>())),
-            Err(e) => Err(format!("HTTP {status}：{}", e.message_zh())),
+            Ok(r) => Err(format!("客服系统返回：{}", r.chars().take(300).collect::<String>()).into()),
+            Err(e) => Err(down(format!("HTTP {status}：{}", e.message_zh()))),
         }
     }
     .await;
+    if let Some(url) = &url {
+        let reached = match &outcome {
+            Err(f) if f.down => Err(f.why.as_str()),
+            _ => Ok(()),
+        };
+        let after = app.clock.now();
+        match app.css_breakers.record(url, after, reached) {
+            Some(Change::Opened { until, failures }) => crate::ops::log_event(
+                "warn",
+                "css",
+                &[
+                    ("circuit", "open"),
+                    ("endpoint", url),
+                    ("failures_in_a_row", &failures.to_string()),
+                    ("until", &until.to_rfc3339()),
+                ],
+            ),
+            Some(Change::Closed { down_since }) => crate::ops::log_event(
+                "info",
+                "css",
+                &[
+                    ("circuit", "closed"),
+                    ("endpoint", url),
+                    ("down_since", &down_since.map(|t| t.to_rfc3339()).unwrap_or_default()),
+                ],
+            ),
+            None => {}
+        }
+    }
     let recorded = match outcome {
         Ok(()) => app.store.outbox_delivered(row.id, now).await,
-        Err(why) => {
+        Err(Failure { why, .. }) => {
             let failures = row.attempts + 1;
             let dead = failures >= max;
             if dead {
@@ -168,17 +221,40 @@ async fn deliver(app: &App, row: OutboxRow) {
     }
 }
 
-/// Claims and delivers due CSS messages once; returns how many it handled.
+/// Claims and delivers due CSS messages once; returns how many it handled. Endpoints whose
+/// circuit is open ([`super::breaker`]) get nothing: when every configured endpoint is open,
+/// nothing is claimed at all; when none is closed, one message is claimed, to probe; messages
+/// claimed for an open endpoint are put back unattempted until it may be probed.
 pub async fn pass(app: &App) -> usize {
     let now = app.clock.now();
+    let world = app.world();
+    let urls = || world.css.values().filter_map(|c| c.outbound.as_ref()).map(|o| o.url.as_str());
+    if app.css_breakers.all_held(urls(), now) {
+        return 0;
+    }
+    let limit = if app.css_breakers.any_closed(urls()) { 64 } else { 1 };
     // The lease covers one call (they run side by side) and its writes, with room to spare: a
     // node that stops while holding messages holds up its tickets' later messages no longer.
-    let slowest = app.world().css.values().filter_map(|c| c.outbound.as_ref()).map(|o| o.timeout_seconds).max();
+    let slowest = world.css.values().filter_map(|c| c.outbound.as_ref()).map(|o| o.timeout_seconds).max();
     let lease = i64::try_from(slowest.unwrap_or(10).max(1).saturating_mul(2).saturating_add(10)).unwrap_or(120);
-    match app.store.claim_outbox(&app.node, "css", now, lease, 64).await {
+    match app.store.claim_outbox(&app.node, "css", now, lease, limit).await {
         Ok(rows) => {
             let n = rows.len();
-            futures_util::future::join_all(rows.into_iter().map(|r| deliver(app, r))).await;
+            let mut held: BTreeMap<Timestamp, Vec<i64>> = BTreeMap::new();
+            let mut send = Vec::with_capacity(n);
+            for r in rows {
+                match endpoint_of(&world, &r).map(|url| app.css_breakers.gate(&url, now)) {
+                    Some(Gate::Hold(until)) => held.entry(until).or_default().push(r.id),
+                    Some(Gate::Send | Gate::Probe) | None => send.push(r),
+                }
+            }
+            for (until, ids) in held {
+                let note = format!("客服接口暂不可达，暂停发送至 {}", until.with_timezone(&china()).format("%H:%M:%S"));
+                if let Err(e) = app.store.outbox_postpone(&ids, &note, until).await {
+                    crate::ops::log_event("warn", "css", &[("cause", &e.to_string())]);
+                }
+            }
+            futures_util::future::join_all(send.into_iter().map(|r| deliver(app, r))).await;
             n
         }
         Err(e) => {

@@ -3,6 +3,7 @@
 //! `/api/v1/css/{province}/{method}`; outbound delivery through the outbox; and a simulated CSS
 //! for demos, tests and load.
 
+pub mod breaker;
 pub mod config;
 pub mod deliver;
 pub mod http;
