@@ -18,6 +18,16 @@ pub struct TestApp {
     pub router: Router,
     pub clock: Arc<ManualClock>,
     tokens: std::sync::Mutex<HashMap<String, String>>,
+    /// The database and attachments: removed when the test passes, kept when it fails.
+    dir: std::path::PathBuf,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 pub struct Reply {
@@ -69,9 +79,9 @@ impl TestApp {
         store.migrate(t0()).await.unwrap();
         eoms_server::demo::seed(&store, t0()).await.unwrap();
         let clock = Arc::new(ManualClock::new(t0()));
-        let app = App::open(store, cfg, clock.clone() as Arc<dyn Clock>, dir).await.unwrap();
+        let app = App::open(store, cfg, clock.clone() as Arc<dyn Clock>, dir.clone()).await.unwrap();
         let router = eoms_server::router(app.clone());
-        TestApp { app, router, clock, tokens: Default::default() }
+        TestApp { app, router, clock, tokens: Default::default(), dir }
     }
 
     pub fn advance(&self, by: TimeDelta) {
