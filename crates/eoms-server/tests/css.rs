@@ -16,18 +16,7 @@ use std::time::Duration;
 
 /// The app on a real port, with 山东's outbound calls going to `css_port`.
 async fn serve(t: &TestApp, css_port: u16, timeout_seconds: u64) -> u16 {
-    let mut provinces = eoms_server::css::parse_file(eoms_server::demo::DEMO_CSS).unwrap();
-    for p in &mut provinces {
-        let o = p.outbound.as_mut().unwrap();
-        o.url = format!("http://127.0.0.1:{css_port}/css/{}", p.province);
-        o.timeout_seconds = timeout_seconds;
-    }
-    let rows: Vec<_> = provinces
-        .iter()
-        .map(|p| eoms_store::CssProvince { province: p.province.clone(), body: serde_json::to_value(p).unwrap() })
-        .collect();
-    t.app.store.save_css_provinces(&rows).await.unwrap();
-    t.app.reload().await.unwrap();
+    point_css(t, |_| css_port, timeout_seconds).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let router = t.router.clone();
@@ -48,6 +37,22 @@ fn free_port() -> u16 {
 async fn ticket_of(t: &TestApp, serial: &str) -> serde_json::Value {
     let id = t.app.store.ticket_id_by_css_serial(serial).await.unwrap().expect("the ticket exists");
     t.get("admin", &format!("/api/v1/tickets/{}", id.0)).await.json()
+}
+
+/// Points each province's outbound calls at a port on this machine.
+async fn point_css(t: &TestApp, port_of: impl Fn(&str) -> u16, timeout_seconds: u64) {
+    let mut provinces = eoms_server::css::parse_file(eoms_server::demo::DEMO_CSS).unwrap();
+    for p in &mut provinces {
+        let o = p.outbound.as_mut().unwrap();
+        o.url = format!("http://127.0.0.1:{}/css/{}", port_of(&p.province), p.province);
+        o.timeout_seconds = timeout_seconds;
+    }
+    let rows: Vec<_> = provinces
+        .iter()
+        .map(|p| eoms_store::CssProvince { province: p.province.clone(), body: serde_json::to_value(p).unwrap() })
+        .collect();
+    t.app.store.save_css_provinces(&rows).await.unwrap();
+    t.app.reload().await.unwrap();
 }
 
 /// Delivers until nothing is left to deliver (moving the clock past retry waits).
@@ -408,19 +413,7 @@ async fn while_a_css_endpoint_is_down_its_messages_wait_unattempted_and_another_
     let gd_port = free_port();
     let gd = Sim::new(SimConfig::demo(&base, "gd"));
     start_sim(&gd, gd_port).await;
-    let mut provinces = eoms_server::css::parse_file(eoms_server::demo::DEMO_CSS).unwrap();
-    for p in &mut provinces {
-        let o = p.outbound.as_mut().unwrap();
-        let port = if p.province == "gd" { gd_port } else { down };
-        o.url = format!("http://127.0.0.1:{port}/css/{}", p.province);
-        o.timeout_seconds = 1;
-    }
-    let rows: Vec<_> = provinces
-        .iter()
-        .map(|p| eoms_store::CssProvince { province: p.province.clone(), body: serde_json::to_value(p).unwrap() })
-        .collect();
-    t.app.store.save_css_provinces(&rows).await.unwrap();
-    t.app.reload().await.unwrap();
+    point_css(&t, |p| if p == "gd" { gd_port } else { down }, 1).await;
     let sd = Sim::new(SimConfig::demo(&base, "sd"));
     let claim_all = |serials: Vec<String>, user: &'static str| {
         let t = &t;
