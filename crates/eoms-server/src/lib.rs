@@ -85,6 +85,8 @@ pub struct App {
     outbox_queued: tokio::sync::watch::Sender<u64>,
     /// The circuit of each CSS endpoint (see [`css::breaker`]).
     pub css_breakers: css::breaker::Breakers,
+    /// The circuit of each TMF621 hub listener's callback.
+    pub tmf_breakers: css::breaker::Breakers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +124,7 @@ impl App {
             timers_changed: tokio::sync::Notify::new(),
             outbox_queued: tokio::sync::watch::Sender::new(0),
             css_breakers: css::breaker::Breakers::default(),
+            tmf_breakers: css::breaker::Breakers::default(),
         }))
     }
 

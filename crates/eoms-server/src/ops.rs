@@ -173,6 +173,16 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
             ));
         }
     }
+    out.push_str("# HELP eoms_tmf_listener_open Whether a TMF621 hub listener's circuit is open (events held after failures in a row).\n# TYPE eoms_tmf_listener_open gauge\n");
+    match app.store.tmf_listeners().await {
+        Ok(ls) => {
+            for l in ls {
+                let open = u8::from(app.tmf_breakers.is_open(&l.callback));
+                out.push_str(&format!("eoms_tmf_listener_open{{listener=\"{}\"}} {open}\n", label(&l.id)));
+            }
+        }
+        Err(e) => log_event("warn", "metrics", &[("cause", &e.to_string())]),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

@@ -436,6 +436,41 @@ async fn a_listener_only_hears_what_its_query_and_scope_allow() {
 }
 
 #[tokio::test]
+async fn a_listener_that_is_down_gets_nothing_until_a_probe_gets_through() {
+    let t = TestApp::new().await;
+    let (url, got) = listener(vec![503; 6]).await;
+    let r = tmf(&t, "admin", Method::POST, &format!("{V4}/hub"), Some(json!({"callback": url}))).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let hub = r.json()["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(create(&t, "sd_applicant", V4, ticket("device", "High")).await["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(eoms_server::tmf::deliver::pass(&t.app).await, 6, "six calls, each answered 503");
+    let gauge = format!("eoms_tmf_listener_open{{listener=\"{hub}\"}}");
+    let metrics = || async { t.raw(Request::get("/metrics").body(Body::empty()).unwrap()).await.text() };
+    assert!(metrics().await.contains(&format!("{gauge} 1")), "five in a row opened its circuit");
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        later.push(create(&t, "sd_applicant", V4, ticket("device", "High")).await["id"].as_str().unwrap().to_string());
+    }
+    t.advance(TimeDelta::seconds(2));
+    assert_eq!(eoms_server::tmf::deliver::pass(&t.app).await, 0, "nothing claimed while the circuit is open");
+    for id in &later {
+        assert_eq!(tmf_rows(&t, id).await[0].attempts, 0, "held, not attempted");
+    }
+    // The wait (5 s) is over: one event goes as a probe, gets through, and the rest follow.
+    t.advance(TimeDelta::seconds(4));
+    assert_eq!(eoms_server::tmf::deliver::pass(&t.app).await, 1, "one probe");
+    assert!(metrics().await.contains(&format!("{gauge} 0")));
+    assert_eq!(eoms_server::tmf::deliver::pass(&t.app).await, 8);
+    for id in ids.iter().chain(&later) {
+        assert_eq!(tmf_rows(&t, id).await[0].status, OutboxStatus::Delivered, "{id}");
+    }
+    assert_eq!(got.lock().unwrap().len(), 6 + 1 + 8, "no call while it was held");
+}
+
+#[tokio::test]
 async fn a_failing_listener_holds_up_only_itself() {
     let mut cfg = ServerConfig::default();
     cfg.tmf.max_attempts = 2;

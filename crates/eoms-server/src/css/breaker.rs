@@ -1,4 +1,5 @@
-//! A circuit breaker per CSS endpoint (outbound URL). Each message has its own retry backoff,
+//! A circuit breaker per outbound endpoint: each province's CSS (by URL), and each TMF621 hub
+//! listener's callback ([`crate::tmf::deliver`]). Each message has its own retry backoff,
 //! but when a province's CSS is down every ticket's next message fails on its own schedule: a
 //! busy province queues hundreds of messages a minute, each tried, failed and re-queued — two
 //! writes and a connection attempt apiece, against a system known to be down. After
@@ -168,6 +169,32 @@ impl Breakers {
     /// Whether `url`'s circuit is open (for the metrics).
     pub fn is_open(&self, url: &str) -> bool {
         self.with(|m| m.get(url).is_some_and(|e| e.open_until.is_some()))
+    }
+}
+
+/// Logs a circuit's change (`system`: `css` or `tmf`).
+pub fn log_change(system: &str, url: &str, change: Option<Change>) {
+    match change {
+        Some(Change::Opened { until, failures }) => crate::ops::log_event(
+            "warn",
+            system,
+            &[
+                ("circuit", "open"),
+                ("endpoint", url),
+                ("failures_in_a_row", &failures.to_string()),
+                ("until", &until.to_rfc3339()),
+            ],
+        ),
+        Some(Change::Closed { down_since }) => crate::ops::log_event(
+            "info",
+            system,
+            &[
+                ("circuit", "closed"),
+                ("endpoint", url),
+                ("down_since", &down_since.map(|t| t.to_rfc3339()).unwrap_or_default()),
+            ],
+        ),
+        None => {}
     }
 }
 

@@ -5,7 +5,7 @@
 //! header) so CSS can drop a duplicate — one happens when CSS processed a call but its answer
 //! was lost. Safe on several nodes: rows are leased.
 
-use super::breaker::{Change, Gate};
+use super::breaker::Gate;
 use super::config::ProvinceConfig;
 use crate::App;
 use chrono::TimeDelta;
@@ -182,28 +182,7 @@ async fn deliver(app: &App, row: OutboxRow) {
             _ => Ok(()),
         };
         let after = app.clock.now();
-        match app.css_breakers.record(url, after, reached) {
-            Some(Change::Opened { until, failures }) => crate::ops::log_event(
-                "warn",
-                "css",
-                &[
-                    ("circuit", "open"),
-                    ("endpoint", url),
-                    ("failures_in_a_row", &failures.to_string()),
-                    ("until", &until.to_rfc3339()),
-                ],
-            ),
-            Some(Change::Closed { down_since }) => crate::ops::log_event(
-                "info",
-                "css",
-                &[
-                    ("circuit", "closed"),
-                    ("endpoint", url),
-                    ("down_since", &down_since.map(|t| t.to_rfc3339()).unwrap_or_default()),
-                ],
-            ),
-            None => {}
-        }
+        super::breaker::log_change("css", url, app.css_breakers.record(url, after, reached));
     }
     let recorded = match outcome {
         Ok(()) => app.store.outbox_delivered(row.id, now).await,

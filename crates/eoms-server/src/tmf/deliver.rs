@@ -6,6 +6,8 @@
 //! `[server.tmf] max_attempts` (kept, never deleted; admins retry them). Every event carries a
 //! stable `eventId` (also in the `X-Event-Id` header) for the listener to drop duplicates.
 //! The events still waiting for a listener that is removed are dropped (marked delivered).
+//! Each listener's callback has a circuit ([`crate::css::breaker`]): after 5 calls in a row that
+//! get no answer or a 5xx, nothing is claimed for it until one event, as a probe, gets through.
 
 use crate::App;
 use crate::css::deliver::backoff;
@@ -18,19 +20,27 @@ async fn deliver(app: &App, row: OutboxRow, l: &eoms_store::TmfListener) {
     let now = app.clock.now();
     let body = row.payload["event"].to_string();
     let timeout = Duration::from_secs(app.cfg.tmf.timeout_seconds.max(1));
-    let outcome = match crate::outbound::call(
+    let reached = crate::outbound::call(
         "POST",
         &l.callback,
         &[("content-type".into(), "application/json".into()), ("x-event-id".into(), row.message_id.clone())],
         body.into_bytes(),
         timeout,
     )
-    .await
-    {
-        Ok(s) if (200..300).contains(&s) => Ok(()),
-        Ok(s) => Err(format!("the listener answered HTTP {s}")),
-        Err(e) => Err(e),
+    .await;
+    // A listener that answers 5xx or not at all is down (its circuit counts it); a 4xx is this
+    // event's own failure.
+    let (outcome, up) = match reached {
+        Ok(s) if (200..300).contains(&s) => (Ok(()), Ok(())),
+        Ok(s) if s < 500 => (Err(format!("the listener answered HTTP {s}")), Ok(())),
+        Ok(s) => (Err(format!("the listener answered HTTP {s}")), Err(format!("HTTP {s}"))),
+        Err(e) => (Err(e.clone()), Err(e)),
     };
+    crate::css::breaker::log_change(
+        "tmf",
+        &l.callback,
+        app.tmf_breakers.record(&l.callback, app.clock.now(), up.as_ref().map(|_| ()).map_err(|e| e.as_str())),
+    );
     let recorded = match outcome {
         Ok(()) => app.store.outbox_delivered(row.id, now).await,
         Err(why) => {
@@ -59,7 +69,14 @@ pub async fn pass(app: &App) -> usize {
     let now = app.clock.now();
     let mut n = 0;
     for l in &listeners {
-        match app.store.claim_outbox(&app.node, &super::hub::channel(&l.id), now, 120, 64).await {
+        // A listener whose circuit is open gets nothing claimed; when its wait is over, one
+        // event goes as a probe (see [`crate::css::breaker`]).
+        let url = std::iter::once(l.callback.as_str());
+        if app.tmf_breakers.all_held(url.clone(), now) {
+            continue;
+        }
+        let limit = if app.tmf_breakers.any_closed(url) { 64 } else { 1 };
+        match app.store.claim_outbox(&app.node, &super::hub::channel(&l.id), now, 120, limit).await {
             Ok(rows) => {
                 n += rows.len();
                 futures_util::future::join_all(rows.into_iter().map(|r| deliver(app, r, l))).await;
