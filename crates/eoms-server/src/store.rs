@@ -104,9 +104,6 @@ impl Store for AnyStore {
     async fn outbox_failed(&self, id: i64, error: &str, next_attempt_at: Timestamp, dead: bool) -> R<()> {
         each!(self, s => s.outbox_failed(id, error, next_attempt_at, dead).await)
     }
-    async fn outbox_postpone(&self, ids: &[i64], note: &str, until: Timestamp) -> R<()> {
-        each!(self, s => s.outbox_postpone(ids, note, until).await)
-    }
     async fn outbox(&self, ticket: TicketId) -> R<Vec<OutboxRow>> {
         each!(self, s => s.outbox(ticket).await)
     }

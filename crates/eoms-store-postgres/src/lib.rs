@@ -40,6 +40,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (18, "outbox_one_ticket_index", include_str!("../migrations/0018_outbox_one_ticket_index.sql")),
     (19, "outbox_triggers_without_lists", include_str!("../migrations/0019_outbox_triggers_without_lists.sql")),
     (20, "outbox_order_in_statements", include_str!("../migrations/0020_outbox_order_in_statements.sql")),
+    (21, "css_channel_per_province", include_str!("../migrations/0021_css_channel_per_province.sql")),
 ];
 
 pub struct PgStore {
@@ -1000,18 +1001,6 @@ impl Store for PgStore {
         c.execute(
             "UPDATE outbox SET status = $2, attempts = attempts + 1, last_error = $3, next_attempt_at = $4, lease_owner = NULL, lease_until = NULL WHERE id = $1",
             &[&id, &status, &error, &next_attempt_at],
-        )
-        .await
-        .map_err(err)?;
-        Ok(())
-    }
-
-    async fn outbox_postpone(&self, ids: &[i64], note: &str, until: Timestamp) -> Result<(), StorageError> {
-        let c = self.client().await?;
-        c.execute(
-            "UPDATE outbox SET last_error = $2, next_attempt_at = $3, lease_owner = NULL, lease_until = NULL
-             WHERE id = ANY($1) AND status = 'pending'",
-            &[&ids, &note, &until],
         )
         .await
         .map_err(err)?;

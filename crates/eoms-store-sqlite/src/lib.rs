@@ -41,6 +41,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (18, "outbox_one_ticket_index", include_str!("../migrations/0018_outbox_one_ticket_index.sql")),
     (19, "outbox_triggers_without_lists", include_str!("../migrations/0019_outbox_triggers_without_lists.sql")),
     (20, "outbox_order_in_statements", include_str!("../migrations/0020_outbox_order_in_statements.sql")),
+    (21, "css_channel_per_province", include_str!("../migrations/0021_css_channel_per_province.sql")),
 ];
 
 /// A write, run by the writer inside a batch transaction. It may run twice: once as the batch is
@@ -438,23 +439,6 @@ impl Store for SqliteStore {
                 rusqlite::params![id, if dead { "dead" } else { "pending" }, error, write::ms(&next_attempt_at)],
             )
             .map_err(err)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn outbox_postpone(&self, ids: &[i64], note: &str, until: Timestamp) -> Result<(), StorageError> {
-        let (ids, note) = (ids.to_vec(), note.to_string());
-        self.write(move |c| {
-            let mut st = c
-                .stmt(
-                    "UPDATE outbox SET last_error = ?2, next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL
-                     WHERE id = ?1 AND status = 'pending'",
-                )
-                .map_err(err)?;
-            for id in &ids {
-                st.execute(rusqlite::params![id, note, write::ms(&until)]).map_err(err)?;
-            }
             Ok(())
         })
         .await

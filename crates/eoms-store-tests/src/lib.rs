@@ -57,7 +57,8 @@ pub struct Live {
 
 pub fn mobile_form(city: &str, msisdn: &str, title: &str) -> serde_json::Value {
     serde_json::json!({
-        "title": title, "msisdn": msisdn, "city": city, "category": ["移网", "网络使用", "移网语音"],
+        "title": title, "msisdn": msisdn, "city": city, "province": city.split('.').next().unwrap_or(city),
+        "category": ["移网", "网络使用", "移网语音"],
         "description": format!("{title}，用户反映通话质量差"), "urgency": "normal", "network_type": "4G",
         "css_serial_no": format!("CSS-{msisdn}")
     })
@@ -148,7 +149,7 @@ pub async fn a_lifecycle_round_trips_and_history_replays<S: Store>(s: &S) {
     assert_eq!(s.ticket(TicketId(999)).await.unwrap(), None);
     // CSS heard: accepted, then the reply.
     let kinds: Vec<String> =
-        s.outbox(TicketId(101)).await.unwrap().into_iter().filter(|o| o.channel == "css").map(|o| o.kind).collect();
+        s.outbox(TicketId(101)).await.unwrap().into_iter().filter(|o| o.channel == "css:sd").map(|o| o.kind).collect();
     assert_eq!(kinds, ["confirm", "reply"]);
 }
 
@@ -477,7 +478,7 @@ pub async fn a_write_failing_midway_leaves_nothing_and_spares_the_others<S: Stor
     };
     let mut bad = write(700);
     let message = NewOutbox {
-        channel: "css".into(),
+        channel: eoms_store::css_channel("sd"),
         kind: "confirm".into(),
         message_id: "confirm-700".into(),
         payload: serde_json::json!({}),
@@ -624,12 +625,12 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
         .await;
     let now = l.now + TimeDelta::minutes(1);
     let css =
-        |rows: &[OutboxRow]| rows.iter().filter(|o| o.channel == "css").map(|o| o.kind.clone()).collect::<Vec<_>>();
+        |rows: &[OutboxRow]| rows.iter().filter(|o| o.channel == "css:sd").map(|o| o.kind.clone()).collect::<Vec<_>>();
     // Node A takes the oldest pending CSS message of each ticket (order is per ticket and channel).
-    let a = s.claim_outbox("node-a", "css", now, 30, 100).await.unwrap();
+    let a = s.claim_outbox("node-a", "css:sd", now, 30, 100).await.unwrap();
     assert_eq!(a.iter().filter(|o| o.ticket_id == TicketId(701)).count(), 1, "one message per ticket at a time");
     // While it is leased, node B gets nothing of that ticket.
-    let b = s.claim_outbox("node-b", "css", now, 30, 100).await.unwrap();
+    let b = s.claim_outbox("node-b", "css:sd", now, 30, 100).await.unwrap();
     assert!(b.iter().all(|o| o.ticket_id != TicketId(701)), "{b:?}");
     // Deliver in order until the CSS messages come out: confirm strictly before notify.
     let mut delivered = Vec::new();
@@ -638,7 +639,7 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
         let Some(row) = next.into_iter().find(|o| o.ticket_id == TicketId(701)) else { break };
         delivered.push(row.clone());
         s.outbox_delivered(row.id, now).await.unwrap();
-        next = s.claim_outbox("node-a", "css", now, 30, 100).await.unwrap();
+        next = s.claim_outbox("node-a", "css:sd", now, 30, 100).await.unwrap();
     }
     assert_eq!(css(&delivered), ["confirm", "notify"]);
     let ids: Vec<i64> = delivered.iter().map(|o| o.id).collect();
@@ -650,7 +651,7 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
         .await;
     let now = l.now + TimeDelta::minutes(1);
     let first = s
-        .claim_outbox("node-a", "css", now, 30, 100)
+        .claim_outbox("node-a", "css:sd", now, 30, 100)
         .await
         .unwrap()
         .into_iter()
@@ -658,15 +659,15 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
         .unwrap();
     s.outbox_failed(first.id, "connection refused", now + TimeDelta::minutes(5), false).await.unwrap();
     assert!(
-        s.claim_outbox("node-a", "css", now, 30, 100).await.unwrap().iter().all(|o| o.ticket_id != TicketId(701)),
+        s.claim_outbox("node-a", "css:sd", now, 30, 100).await.unwrap().iter().all(|o| o.ticket_id != TicketId(701)),
         "the failed one waits and blocks the next"
     );
-    let retry = s.claim_outbox("node-a", "css", now + TimeDelta::minutes(6), 30, 100).await.unwrap();
+    let retry = s.claim_outbox("node-a", "css:sd", now + TimeDelta::minutes(6), 30, 100).await.unwrap();
     let retry = retry.into_iter().find(|o| o.ticket_id == TicketId(701)).unwrap();
     assert_eq!((retry.id, retry.attempts, retry.last_error.as_deref()), (first.id, 1, Some("connection refused")));
     s.outbox_failed(retry.id, "HTTP 500", now + TimeDelta::minutes(7), true).await.unwrap();
     assert!(
-        s.claim_outbox("node-a", "css", now + TimeDelta::hours(1), 30, 100)
+        s.claim_outbox("node-a", "css:sd", now + TimeDelta::hours(1), 30, 100)
             .await
             .unwrap()
             .iter()
@@ -686,50 +687,27 @@ pub async fn the_outbox_delivers_in_order_per_ticket_with_leases<S: Store>(s: &S
     assert_eq!(dead.items.iter().map(|o| o.id).collect::<Vec<_>>(), vec![first.id]);
     assert!(s.outbox_retry(first.id, now + TimeDelta::hours(2)).await.unwrap());
     assert!(!s.outbox_retry(first.id, now + TimeDelta::hours(2)).await.unwrap(), "only a dead message is retried");
-    let again = s.claim_outbox("node-a", "css", now + TimeDelta::hours(2), 30, 100).await.unwrap();
+    let again = s.claim_outbox("node-a", "css:sd", now + TimeDelta::hours(2), 30, 100).await.unwrap();
     let again = again.into_iter().find(|o| o.ticket_id == TicketId(701)).unwrap();
     assert_eq!((again.id, again.status), (first.id, OutboxStatus::Pending));
     // Delivered at last, it lets the next one of the ticket go: the third phase reply's message.
     let after = now + TimeDelta::hours(2);
     assert!(
-        s.claim_outbox("node-b", "css", after, 30, 100).await.unwrap().iter().all(|o| o.ticket_id != TicketId(701)),
+        s.claim_outbox("node-b", "css:sd", after, 30, 100).await.unwrap().iter().all(|o| o.ticket_id != TicketId(701)),
         "nothing else of the ticket while the retried one is out"
     );
     s.outbox_delivered(first.id, after).await.unwrap();
-    let next = s.claim_outbox("node-b", "css", after, 30, 100).await.unwrap();
+    let next = s.claim_outbox("node-b", "css:sd", after, 30, 100).await.unwrap();
     let next = next.into_iter().find(|o| o.ticket_id == TicketId(701)).expect("the next message is released");
     let pending: Vec<i64> = s
         .outbox(TicketId(701))
         .await
         .unwrap()
         .into_iter()
-        .filter(|o| o.channel == "css" && o.status == OutboxStatus::Pending)
+        .filter(|o| o.channel == "css:sd" && o.status == OutboxStatus::Pending)
         .map(|o| o.id)
         .collect();
     assert_eq!(pending.first(), Some(&next.id), "the oldest undelivered one, {pending:?}");
-    // Held back unattempted (its endpoint is down): not due until the given time, attempts
-    // unchanged, still its ticket's next; a dead message is left as it is.
-    let hold = after + TimeDelta::minutes(10);
-    s.outbox_postpone(&[next.id, first.id], "客服接口暂不可达", hold).await.unwrap();
-    assert!(
-        s.claim_outbox("node-b", "css", hold - TimeDelta::seconds(1), 30, 100)
-            .await
-            .unwrap()
-            .iter()
-            .all(|o| o.ticket_id != TicketId(701)),
-        "held until the given time, and the later ones behind it"
-    );
-    let again = s.claim_outbox("node-a", "css", hold, 30, 100).await.unwrap();
-    let again = again.into_iter().find(|o| o.ticket_id == TicketId(701)).expect("due again, on any node");
-    assert_eq!(
-        (again.id, again.attempts, again.last_error.as_deref()),
-        (next.id, next.attempts, Some("客服接口暂不可达"))
-    );
-    s.outbox_failed(again.id, "HTTP 500", hold, true).await.unwrap();
-    s.outbox_postpone(&[again.id], "客服接口暂不可达", hold + TimeDelta::minutes(1)).await.unwrap();
-    let rows = s.outbox(TicketId(701)).await.unwrap();
-    let dead = rows.iter().find(|o| o.id == again.id).unwrap();
-    assert_eq!((dead.status, dead.last_error.as_deref()), (OutboxStatus::Dead, Some("HTTP 500")), "dead stays dead");
 }
 
 pub async fn due_timers_are_claimed_once_within_their_lease<S: Store>(s: &S) {
@@ -843,7 +821,7 @@ pub async fn concurrent_claims_never_hand_out_a_row_twice<S: Store>(s: Arc<S>) {
             for _ in 0..5 {
                 timers.extend(s.claim_due_timers(&format!("node-{node}"), later, 600, 3).await.unwrap());
                 outbox.extend(
-                    s.claim_outbox(&format!("node-{node}"), "css", later, 600, 3)
+                    s.claim_outbox(&format!("node-{node}"), "css:sd", later, 600, 3)
                         .await
                         .unwrap()
                         .into_iter()

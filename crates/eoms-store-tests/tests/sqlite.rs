@@ -71,6 +71,7 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
              ALTER TABLE tickets DROP COLUMN keywords_hash;
              CREATE INDEX outbox_pending ON outbox (channel, next_attempt_at, id) WHERE status = 'pending';
              CREATE INDEX outbox_channel_ticket ON outbox (channel, ticket_id, id);
+             UPDATE outbox SET channel = 'css' WHERE channel LIKE 'css:%';
              DELETE FROM schema_migrations WHERE version >= 12;",
         )
         .unwrap();
@@ -87,13 +88,24 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
             "0017_action_records_in_write_order",
             "0018_outbox_one_ticket_index",
             "0019_outbox_triggers_without_lists",
-            "0020_outbox_order_in_statements"
+            "0020_outbox_order_in_statements",
+            "0021_css_channel_per_province"
         ]
     );
     // Schema 16 moved the history into write order: every ticket reads the same history.
     assert_eq!(histories(&s).await, before);
     // Schema 17 moved the action records into write order: the same records.
     assert_eq!(action_records(&path), records_before);
+    // Schema 21 gave each province's CSS messages their own channel.
+    let channels: Vec<String> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .prepare("SELECT DISTINCT channel FROM outbox WHERE channel LIKE 'css%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(channels, ["css:sd"]);
     // Schema 14 marked the messages waiting behind an earlier one of their ticket.
     let waiting = assert_waiting_marks(&path);
     assert!(waiting > 0, "the history leaves several CSS messages per ticket undelivered");
@@ -109,7 +121,7 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
     assert_eq!(s.kpis(&q, KpiGroup::All).await.unwrap()[0].volume, 60);
     // The marks stay right on the messages written since, and on deliveries.
     let first =
-        s.claim_outbox("node-a", "css", eoms_store_tests::t0() + chrono::TimeDelta::days(400), 30, 5).await.unwrap();
+        s.claim_outbox("node-a", "css:sd", eoms_store_tests::t0() + chrono::TimeDelta::days(400), 30, 5).await.unwrap();
     assert_eq!(first.len(), 5);
     for o in &first {
         s.outbox_delivered(o.id, eoms_store_tests::t0()).await.unwrap();

@@ -30,7 +30,7 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 20;
+pub const SCHEMA_VERSION: i64 = 21;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
@@ -55,6 +55,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (18, "outbox_one_ticket_index"),
     (19, "outbox_triggers_without_lists"),
     (20, "outbox_order_in_statements"),
+    (21, "css_channel_per_province"),
 ];
 
 /// Panics unless a backend's migrations (number, name, SQL) are [`MIGRATIONS`], ending at
@@ -111,17 +112,24 @@ impl StorageError {
 /// one fact for one person: a bad address (retried, then dead) must not hold up later messages
 /// of the same ticket to other people, and there is nothing to keep in order between them.
 /// Webhook events carry their `created_at` and a delivery id for receivers that order or
-/// deduplicate. Every other channel (`css`, `notify`, `tmf:…`) is delivered in order per ticket
+/// deduplicate. Every other channel (`css:…`, `notify`, `tmf:…`) is delivered in order per ticket
 /// and channel, a dead message blocking the ones after it. Backends apply this list in their claim
 /// statement and where they mark waiting messages (PostgreSQL: triggers, migration 0014; SQLite:
 /// the statements that queue and deliver, migration 0020); the conformance suite checks both
 /// behaviours.
 pub const UNORDERED_CHANNELS: &[&str] = &["email", "sms", "webhook"];
 
+/// The outbox channel of the messages to a province's CSS (`css:{province}`, schema 21). One
+/// channel per province, so each province's delivery is its own: its order per ticket, its
+/// claims (a province whose CSS is down or slow holds up no other), its circuit.
+pub fn css_channel(province: &str) -> String {
+    format!("css:{province}")
+}
+
 /// A message queued for delivery in the same transaction as the change it reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewOutbox {
-    /// `css` (to the ticket's province CSS), `notify` (people), `webhook`, …
+    /// `css:{province}` (to the province's CSS, [`css_channel`]), `notify` (people), `webhook`, …
     pub channel: String,
     /// What it is (`confirm`, `notify`, `reply`, `withdraw`, `task_assigned`, …).
     pub kind: String,
@@ -312,15 +320,6 @@ pub trait Store: Send + Sync + 'static {
         error: &str,
         next_attempt_at: Timestamp,
         dead: bool,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send;
-    /// Puts claimed messages back in line unattempted, due at `until`, with `note` as their last
-    /// error (their endpoint is known to be down, so they were not sent): attempts unchanged,
-    /// lease released. Only pending messages change.
-    fn outbox_postpone(
-        &self,
-        ids: &[i64],
-        note: &str,
-        until: Timestamp,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
     fn outbox(&self, ticket: TicketId) -> impl Future<Output = Result<Vec<OutboxRow>, StorageError>> + Send;
     /// Outbox rows in a status, oldest first (admins look at the dead letters).
@@ -565,20 +564,24 @@ pub fn plan_effects(
     });
     for (i, e) in effects.iter().enumerate() {
         match e {
-            Effect::SendToCss { message, action, form } => outbox.push(NewOutbox {
-                channel: "css".into(),
-                kind: message.as_str().trim_start_matches("css.").to_string(),
-                message_id: format!("{}-{}-{}", ticket.id.0, ticket.seq, i),
-                // What the message reports, as it was when the action was taken: the action's
-                // form and the ticket's fields (as text, the interface's only type).
-                payload: serde_json::json!({
-                    "action": action,
-                    "sheet_no": ticket.sheet_no,
-                    "form": text_fields(form.iter()),
-                    "ticket": text_fields(ticket.fields.iter()),
-                    "actor": last_actor.map(|(u, o, at)| serde_json::json!({"user": u, "org": o, "at": at})),
-                }),
-            }),
+            Effect::SendToCss { message, action, form } => {
+                let fields = text_fields(ticket.fields.iter());
+                outbox.push(NewOutbox {
+                    // To the CSS of the province the message names, as delivery routes it.
+                    channel: css_channel(fields.get("province").and_then(|v| v.as_str()).unwrap_or_default()),
+                    kind: message.as_str().trim_start_matches("css.").to_string(),
+                    message_id: format!("{}-{}-{}", ticket.id.0, ticket.seq, i),
+                    // What the message reports, as it was when the action was taken: the action's
+                    // form and the ticket's fields (as text, the interface's only type).
+                    payload: serde_json::json!({
+                        "action": action,
+                        "sheet_no": ticket.sheet_no,
+                        "form": text_fields(form.iter()),
+                        "ticket": fields,
+                        "actor": last_actor.map(|(u, o, at)| serde_json::json!({"user": u, "org": o, "at": at})),
+                    }),
+                })
+            }
             Effect::Notify { kind, action, to } => outbox.push(NewOutbox {
                 channel: "notify".into(),
                 kind: serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),

@@ -664,7 +664,7 @@ impl Reader {
         let mut out = Vec::new();
         for status in ["pending", "delivered", "dead"] {
             for m in self.all(&format!("/api/v1/admin/outbox?status={status}")).await? {
-                if m["channel"] == "css" {
+                if is_css(&m) {
                     out.push(OutMsg {
                         id: m["id"].as_i64().unwrap_or(0),
                         ticket: m["ticket_id"].as_u64().unwrap_or(0),
@@ -679,8 +679,13 @@ impl Reader {
 
     async fn pending_css(&mut self) -> Result<usize> {
         let p = self.all("/api/v1/admin/outbox?status=pending").await?;
-        Ok(p.iter().filter(|m| m["channel"] == "css").count())
+        Ok(p.iter().filter(|m| is_css(m)).count())
     }
+}
+
+/// Whether an outbox message goes to a province's CSS (channel `css:{province}`).
+fn is_css(m: &Value) -> bool {
+    m["channel"].as_str().is_some_and(|c| c.starts_with("css:"))
 }
 
 async fn read_tickets(port: u16, token: &str) -> Result<BTreeMap<u64, TicketSeen>> {

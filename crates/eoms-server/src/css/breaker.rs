@@ -10,10 +10,11 @@
 //! again, for longer. A CSS that answers — even with a refusal — is up: refusals are the
 //! message's own failure (its backoff, then the dead letters), not the endpoint's.
 //!
-//! Messages held while a circuit is open are not attempted, so their attempts (and the road to
-//! the dead letters) do not grow during an outage; the order per ticket is untouched (a held
-//! message stays its ticket's next). The state is per node and in memory: a node that starts
-//! sends at once, and learns of an outage from its own calls.
+//! Every endpoint has its own outbox channel, so an open circuit means its channel is not
+//! claimed: held messages are neither touched nor attempted, their attempts (and the road to the
+//! dead letters) do not grow during an outage, and the order per ticket is untouched. The state
+//! is per node and in memory: a node that starts sends at once, and learns of an outage from its
+//! own calls.
 
 use chrono::TimeDelta;
 use eoms_store::Timestamp;
@@ -38,8 +39,6 @@ struct Endpoint {
     open_until: Option<Timestamp>,
     /// Open since (the first failure of the run that opened it).
     down_since: Option<Timestamp>,
-    /// A probe is out: other messages wait for its outcome.
-    probing: bool,
     last_error: String,
 }
 
@@ -48,9 +47,9 @@ struct Endpoint {
 pub enum Gate {
     /// The circuit is closed: send.
     Send,
-    /// The circuit was open and its wait is over: send this one message as a probe.
+    /// The circuit was open and its wait is over: send one message, as a probe.
     Probe,
-    /// The circuit is open (or a probe is out): hold the message until then.
+    /// The circuit is open: send nothing until then.
     Hold(Timestamp),
 }
 
@@ -82,39 +81,14 @@ impl Breakers {
         }
     }
 
-    /// Whether a message to `url` may be sent at `now`; a [`Gate::Probe`] is handed out once
-    /// until its outcome is recorded.
+    /// What may be sent to `url` at `now`. Each endpoint has its own channel, claimed once per
+    /// delivery pass, so a probe is one claim of one message.
     pub fn gate(&self, url: &str, now: Timestamp) -> Gate {
-        self.with(|m| {
-            let Some(e) = m.get_mut(url) else { return Gate::Send };
-            match e.open_until {
-                None => Gate::Send,
-                Some(until) if now < until => Gate::Hold(until),
-                Some(_) if e.probing => Gate::Hold(now + open_for(1)),
-                Some(_) => {
-                    e.probing = true;
-                    Gate::Probe
-                }
-            }
+        self.with(|m| match m.get(url).and_then(|e| e.open_until) {
+            None => Gate::Send,
+            Some(until) if now < until => Gate::Hold(until),
+            Some(_) => Gate::Probe,
         })
-    }
-
-    /// Whether every one of `urls` (at least one) is open and not yet due for a probe: then
-    /// there is nothing to send at all.
-    pub fn all_held<'a>(&self, mut urls: impl Iterator<Item = &'a str>, now: Timestamp) -> bool {
-        self.with(|m| {
-            let mut any = false;
-            let held = urls.all(|u| {
-                any = true;
-                m.get(u).and_then(|e| e.open_until).is_some_and(|until| now < until)
-            });
-            any && held
-        })
-    }
-
-    /// Whether any of `urls` is closed (sends freely).
-    pub fn any_closed<'a>(&self, mut urls: impl Iterator<Item = &'a str>) -> bool {
-        self.with(|m| urls.any(|u| m.get(u).is_none_or(|e| e.open_until.is_none())))
     }
 
     /// Records a call's outcome: `Ok` when the endpoint answered as a CSS, `Err` when it could
@@ -122,7 +96,6 @@ impl Breakers {
     pub fn record(&self, url: &str, now: Timestamp, outcome: Result<(), &str>) -> Option<Change> {
         self.with(|m| {
             let e = m.entry(url.to_string()).or_default();
-            e.probing = false;
             match outcome {
                 Ok(()) => {
                     let was_open = e.open_until.is_some();
@@ -222,15 +195,11 @@ mod tests {
         assert_eq!(opened, Some(Change::Opened { until: t0 + open_for(1), failures: FAILURES_TO_OPEN }));
         assert!(b.is_open(URL));
         assert_eq!(b.gate(URL, t0 + TimeDelta::seconds(4)), Gate::Hold(t0 + TimeDelta::seconds(5)));
-        assert!(b.all_held([URL].into_iter(), t0 + TimeDelta::seconds(4)));
-        assert!(!b.any_closed([URL].into_iter()));
         // Late calls that were already out when it opened do not extend the wait.
         assert_eq!(b.record(URL, t0 + TimeDelta::seconds(1), Err("超时")), None);
-        // The wait over: one probe, the others held.
+        // The wait over: a probe.
         let t1 = t0 + TimeDelta::seconds(5);
-        assert!(!b.all_held([URL].into_iter(), t1));
         assert_eq!(b.gate(URL, t1), Gate::Probe);
-        assert!(matches!(b.gate(URL, t1), Gate::Hold(_)), "one probe at a time");
         // The probe fails: open again, twice as long.
         assert_eq!(
             b.record(URL, t1, Err("连接失败")),
@@ -243,7 +212,6 @@ mod tests {
         assert!(b.states().is_empty(), "a closed endpoint with no failures is not listed");
         // Another endpoint is not affected by this one.
         assert_eq!(b.gate("http://other/css/gd", t0), Gate::Send);
-        assert!(b.any_closed(["http://other/css/gd", URL].into_iter()));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Outbound delivery to each province's CSS: the outbox rows of channel `css`, oldest first per
-//! ticket (the store hands out only the next one of each ticket), as SOAP calls; retried with
+//! Outbound delivery to each province's CSS: the outbox rows of its channel (`css:{province}`),
+//! oldest first per ticket (the store hands out only the next one of each ticket), as SOAP
+//! calls, a circuit per endpoint ([`super::breaker`]); retried with
 //! exponential backoff, dead-lettered after the province's `max_attempts` (admins see and retry
 //! them). Every message carries a stable `messageId` (in opDetail and the `X-Message-Id`
 //! header) so CSS can drop a duplicate — one happens when CSS processed a call but its answer
@@ -12,7 +13,6 @@ use chrono::TimeDelta;
 use eoms_domain::value::china;
 use eoms_store::{OutboxRow, Store, Timestamp};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,12 +141,6 @@ impl From<String> for Failure {
     }
 }
 
-/// The outbound endpoint of a message's province, if it has one.
-fn endpoint_of(world: &crate::World, row: &OutboxRow) -> Option<String> {
-    let province = text(&row.payload, &["ticket", "province"]);
-    world.css.get(&province)?.outbound.as_ref().map(|o| o.url.clone())
-}
-
 /// Delivers one message; records the outcome (and tells the endpoint's circuit).
 async fn deliver(app: &App, row: OutboxRow) {
     let world = app.world();
@@ -200,47 +194,37 @@ async fn deliver(app: &App, row: OutboxRow) {
     }
 }
 
-/// Claims and delivers due CSS messages once; returns how many it handled. Endpoints whose
-/// circuit is open ([`super::breaker`]) get nothing: when every configured endpoint is open,
-/// nothing is claimed at all; when none is closed, one message is claimed, to probe; messages
-/// claimed for an open endpoint are put back unattempted until it may be probed.
+/// Claims and delivers due CSS messages once, every province at the same time (each has its own
+/// channel, so a slow province holds up no other); returns how many it handled. A province
+/// whose endpoint's circuit is open ([`super::breaker`]) gets nothing claimed; when its wait is
+/// over, one message, as a probe. A province without an outbound endpoint keeps its messages
+/// waiting (the console's CSS page says so) until one is configured.
 pub async fn pass(app: &App) -> usize {
     let now = app.clock.now();
     let world = app.world();
-    let urls = || world.css.values().filter_map(|c| c.outbound.as_ref()).map(|o| o.url.as_str());
-    if app.css_breakers.all_held(urls(), now) {
-        return 0;
-    }
-    let limit = if app.css_breakers.any_closed(urls()) { 64 } else { 1 };
-    // The lease covers one call (they run side by side) and its writes, with room to spare: a
-    // node that stops while holding messages holds up its tickets' later messages no longer.
-    let slowest = world.css.values().filter_map(|c| c.outbound.as_ref()).map(|o| o.timeout_seconds).max();
-    let lease = i64::try_from(slowest.unwrap_or(10).max(1).saturating_mul(2).saturating_add(10)).unwrap_or(120);
-    match app.store.claim_outbox(&app.node, "css", now, lease, limit).await {
-        Ok(rows) => {
-            let n = rows.len();
-            let mut held: BTreeMap<Timestamp, Vec<i64>> = BTreeMap::new();
-            let mut send = Vec::with_capacity(n);
-            for r in rows {
-                match endpoint_of(&world, &r).map(|url| app.css_breakers.gate(&url, now)) {
-                    Some(Gate::Hold(until)) => held.entry(until).or_default().push(r.id),
-                    Some(Gate::Send | Gate::Probe) | None => send.push(r),
-                }
+    let provinces = world.css.values().filter_map(|c| Some((c.province.as_str(), c.outbound.as_ref()?)));
+    let passes = provinces.map(|(province, out)| async move {
+        let limit = match app.css_breakers.gate(&out.url, now) {
+            Gate::Hold(_) => return 0,
+            Gate::Probe => 1,
+            Gate::Send => 64,
+        };
+        // The lease covers one call (they run side by side) and its writes, with room to spare:
+        // a node that stops while holding messages holds up its tickets' later ones no longer.
+        let lease = i64::try_from(out.timeout_seconds.max(1).saturating_mul(2).saturating_add(10)).unwrap_or(120);
+        match app.store.claim_outbox(&app.node, &eoms_store::css_channel(province), now, lease, limit).await {
+            Ok(rows) => {
+                let n = rows.len();
+                futures_util::future::join_all(rows.into_iter().map(|r| deliver(app, r))).await;
+                n
             }
-            for (until, ids) in held {
-                let note = format!("客服接口暂不可达，暂停发送至 {}", until.with_timezone(&china()).format("%H:%M:%S"));
-                if let Err(e) = app.store.outbox_postpone(&ids, &note, until).await {
-                    crate::ops::log_event("warn", "css", &[("cause", &e.to_string())]);
-                }
+            Err(e) => {
+                crate::ops::log_event("warn", "css", &[("province", province), ("cause", &e.to_string())]);
+                0
             }
-            futures_util::future::join_all(send.into_iter().map(|r| deliver(app, r))).await;
-            n
         }
-        Err(e) => {
-            crate::ops::log_event("warn", "css", &[("cause", &e.to_string())]);
-            0
-        }
-    }
+    });
+    futures_util::future::join_all(passes).await.into_iter().sum()
 }
 
 /// Runs delivery until the app stops (see [`App::deliver_loop`]).

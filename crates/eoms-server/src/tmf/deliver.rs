@@ -71,11 +71,11 @@ pub async fn pass(app: &App) -> usize {
     for l in &listeners {
         // A listener whose circuit is open gets nothing claimed; when its wait is over, one
         // event goes as a probe (see [`crate::css::breaker`]).
-        let url = std::iter::once(l.callback.as_str());
-        if app.tmf_breakers.all_held(url.clone(), now) {
-            continue;
-        }
-        let limit = if app.tmf_breakers.any_closed(url) { 64 } else { 1 };
+        let limit = match app.tmf_breakers.gate(&l.callback, now) {
+            crate::css::breaker::Gate::Hold(_) => continue,
+            crate::css::breaker::Gate::Probe => 1,
+            crate::css::breaker::Gate::Send => 64,
+        };
         match app.store.claim_outbox(&app.node, &super::hub::channel(&l.id), now, 120, limit).await {
             Ok(rows) => {
                 n += rows.len();
