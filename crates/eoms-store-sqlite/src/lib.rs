@@ -434,10 +434,11 @@ impl Store for SqliteStore {
     ) -> Result<(), StorageError> {
         let error = error.to_string();
         self.write(move |c| {
-            c.execute(
+            c.stmt(
                 "UPDATE outbox SET status = ?2, attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
-                rusqlite::params![id, if dead { "dead" } else { "pending" }, error, write::ms(&next_attempt_at)],
             )
+            .map_err(err)?
+            .execute(rusqlite::params![id, if dead { "dead" } else { "pending" }, error, write::ms(&next_attempt_at)])
             .map_err(err)?;
             Ok(())
         })
@@ -520,11 +521,10 @@ impl Store for SqliteStore {
     async fn touch_credential(&self, token_hash: &str, at: Timestamp) -> Result<(), StorageError> {
         let h = token_hash.to_string();
         self.write(move |c| {
-            c.execute(
-                "UPDATE credentials SET last_seen_at = ?2 WHERE token_hash = ?1",
-                rusqlite::params![h, write::ms(&at)],
-            )
-            .map_err(err)?;
+            c.stmt("UPDATE credentials SET last_seen_at = ?2 WHERE token_hash = ?1")
+                .map_err(err)?
+                .execute(rusqlite::params![h, write::ms(&at)])
+                .map_err(err)?;
             Ok(())
         })
         .await
@@ -714,10 +714,18 @@ impl Store for SqliteStore {
             if let Some((id, result)) = seen {
                 return Ok(Inbound::Seen { id, result });
             }
-            c.execute(
+            c.stmt(
                 "INSERT INTO css_inbound (province, method, serial_no, call_time, raw, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                rusqlite::params![call.province, call.method, call.serial_no, call.call_time, call.raw, write::ms(&call.received_at)],
             )
+            .map_err(err)?
+            .execute(rusqlite::params![
+                call.province,
+                call.method,
+                call.serial_no,
+                call.call_time,
+                call.raw,
+                write::ms(&call.received_at)
+            ])
             .map_err(err)?;
             Ok(Inbound::New { id: c.last_insert_rowid() })
         })
@@ -727,7 +735,9 @@ impl Store for SqliteStore {
     async fn css_inbound_done(&self, id: i64, result: &str) -> Result<(), StorageError> {
         let result = result.to_string();
         self.write(move |c| {
-            c.execute("UPDATE css_inbound SET result = ?2 WHERE id = ?1", rusqlite::params![id, result])
+            c.stmt("UPDATE css_inbound SET result = ?2 WHERE id = ?1")
+                .map_err(err)?
+                .execute(rusqlite::params![id, result])
                 .map_err(err)?;
             Ok(())
         })
@@ -825,29 +835,34 @@ impl Store for SqliteStore {
         let (items, outbox) = (items.to_vec(), outbox.to_vec());
         self.write(move |c| {
             for o in &outbox {
-                c.execute(
+                c.stmt(
                     "INSERT INTO outbox (ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at, created_at, blocked)
                      SELECT ticket_id, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6,
                             ?7 AND EXISTS (SELECT 1 FROM outbox p WHERE p.ticket_id = o.ticket_id AND p.channel = ?2 AND p.status <> 'delivered')
                      FROM outbox o WHERE o.id = ?1
                      ON CONFLICT (message_id) DO NOTHING",
-                    rusqlite::params![
+                )
+                .map_err(err)?
+                .execute(rusqlite::params![
                         outbox_id,
                         o.channel,
                         o.kind,
                         o.message_id,
                         o.payload.to_string(),
                         write::ms(&at),
-                        write::ordered(&o.channel)
-                    ],
-                )
+                    write::ordered(&o.channel)
+                ])
                 .map_err(err)?;
             }
-            for n in &items {
-                c.execute(
+            let mut insert = c
+                .stmt(
                     "INSERT INTO notifications (user_id, ticket_id, kind, message_id, text_zh, text_en, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (message_id, user_id) DO NOTHING",
-                    rusqlite::params![
+                )
+                .map_err(err)?;
+            for n in &items {
+                insert
+                    .execute(rusqlite::params![
                         n.user.as_str(),
                         n.ticket_id.0 as i64,
                         n.kind,
@@ -855,10 +870,10 @@ impl Store for SqliteStore {
                         n.text_zh,
                         n.text_en,
                         write::ms(&n.created_at)
-                    ],
-                )
-                .map_err(err)?;
+                    ])
+                    .map_err(err)?;
             }
+            drop(insert);
             write::outbox_delivered(c, outbox_id, at)
         })
         .await
