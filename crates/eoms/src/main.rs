@@ -158,7 +158,7 @@ fn main() -> ExitCode {
         Command::BenchTimers(args) => {
             config::Config::load(cli.config.as_deref()).and_then(|c| bench_timers::run(&c, args))
         }
-        Command::Chaos(args) => chaos::run(args),
+        Command::Chaos(args) => chaos::run(args, cli.config.as_deref()),
         Command::User(UserCommand::Add { id, name, org, roles, admin }) => config::Config::load(cli.config.as_deref())
             .and_then(|c| serve::add_user(&c, &id, &name, org.as_deref(), &roles, admin)),
         Command::Migrate => config::Config::load(cli.config.as_deref()).and_then(|c| db::migrate(&c)),

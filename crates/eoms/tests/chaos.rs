@@ -41,9 +41,17 @@ fn assert_nothing_lost(r: &Value, kills: u64) {
 
 #[test]
 fn sqlite_killed_three_times_under_load_loses_nothing_acknowledged() {
-    let r = chaos(&["--kills", "3", "--seed", "7"]);
+    // The nodes count at most 25 tickets in a list (the server's `query_count_limit`), fewer
+    // than a page of the verdict's reads (50): it reads every ticket all the same.
+    let config = std::env::temp_dir().join(format!("eoms-chaos-test-{}.toml", std::process::id()));
+    std::fs::write(&config, "[server]\nquery_count_limit = 25\n").unwrap();
+    let r = chaos(&["--kills", "3", "--seed", "7", "--config", config.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&config);
     assert_nothing_lost(&r, 3);
     assert_eq!(r["sqlite_integrity"], "ok");
+    let lifecycles = r["lifecycles"].as_u64().unwrap_or(0);
+    assert!(lifecycles > 50, "more tickets than a list counts, and than a page: {r:#}");
+    assert!(r["verdict"]["tickets_checked"].as_u64().unwrap_or(0) >= lifecycles, "{r:#}");
 }
 
 #[test]
