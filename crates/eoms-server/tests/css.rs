@@ -480,3 +480,21 @@ async fn while_a_css_endpoint_is_down_its_messages_wait_unclaimed_and_another_pr
         assert_eq!(sd_back.methods_of(s), ["confirmWorkSheet"], "{s}: once");
     }
 }
+
+#[tokio::test]
+async fn a_message_of_a_ticket_that_names_no_province_is_dead_lettered_with_the_reason() {
+    let t = TestApp::new().await;
+    let mut form = mobile_form("sd.jn", "sd", "13812345678", "无省份");
+    form.as_object_mut().unwrap().remove("province");
+    let r = t.post("sd_css", "/api/v1/tickets", json!({"process": "mobile_complaint", "form": form})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let tk = r.json();
+    t.act_ok("jn_dispatcher", &tk, "claim", Some("dispatch"), json!({})).await;
+    eoms_server::css::deliver::pass(&t.app).await;
+    let id = eoms_domain::ids::TicketId(tk["id"].as_u64().unwrap());
+    let rows: Vec<_> =
+        t.app.store.outbox(id).await.unwrap().into_iter().filter(|o| o.channel.starts_with("css:")).collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].channel.as_str(), rows[0].status), ("css:", OutboxStatus::Dead));
+    assert!(rows[0].last_error.as_deref().is_some_and(|e| e.contains("省份")), "{rows:?}");
+}

@@ -197,8 +197,9 @@ async fn deliver(app: &App, row: OutboxRow) {
 /// Claims and delivers due CSS messages once, every province at the same time (each has its own
 /// channel, so a slow province holds up no other); returns how many it handled. A province
 /// whose endpoint's circuit is open ([`super::breaker`]) gets nothing claimed; when its wait is
-/// over, one message, as a probe. A province without an outbound endpoint keeps its messages
-/// waiting (the console's CSS page says so) until one is configured.
+/// over, one message, as a probe. A province without an outbound endpoint (or without a CSS
+/// configuration) keeps its messages waiting until one is configured; the messages of tickets
+/// that name no province are dead-lettered.
 pub async fn pass(app: &App) -> usize {
     let now = app.clock.now();
     let world = app.world();
@@ -224,7 +225,30 @@ pub async fn pass(app: &App) -> usize {
             }
         }
     });
-    futures_util::future::join_all(passes).await.into_iter().sum()
+    let (routed, unrouted) =
+        futures_util::future::join(futures_util::future::join_all(passes), unroutable(app, now)).await;
+    routed.into_iter().sum::<usize>() + unrouted
+}
+
+/// Dead-letters the messages of tickets that name no province (a complaint entered without
+/// one): no CSS can be chosen for them, so they are not retried; admins see them with the
+/// reason. Returns how many.
+async fn unroutable(app: &App, now: Timestamp) -> usize {
+    match app.store.claim_outbox(&app.node, &eoms_store::css_channel(""), now, 60, 64).await {
+        Ok(rows) => {
+            for r in &rows {
+                let why = "工单未填写省份，无法确定发往哪个省的客服系统";
+                if let Err(e) = app.store.outbox_failed(r.id, why, now, true).await {
+                    crate::ops::log_event("warn", "css", &[("message", &r.message_id), ("cause", &e.to_string())]);
+                }
+            }
+            rows.len()
+        }
+        Err(e) => {
+            crate::ops::log_event("warn", "css", &[("cause", &e.to_string())]);
+            0
+        }
+    }
 }
 
 /// Runs delivery until the app stops (see [`App::deliver_loop`]).
