@@ -7,7 +7,7 @@
 //! was lost. Safe on several nodes: rows are leased.
 
 use super::breaker::Gate;
-use super::config::ProvinceConfig;
+use super::config::{Outbound, ProvinceConfig};
 use crate::App;
 use chrono::TimeDelta;
 use eoms_domain::value::china;
@@ -141,18 +141,12 @@ impl From<String> for Failure {
     }
 }
 
-/// Delivers one message; records the outcome (and tells the endpoint's circuit).
-async fn deliver(app: &App, row: OutboxRow) {
-    let world = app.world();
+/// Delivers one message of `cfg`'s channel to its endpoint `out`; records the outcome (and
+/// tells the endpoint's circuit).
+async fn deliver(app: &App, world: &crate::World, cfg: &ProvinceConfig, out: &Outbound, row: OutboxRow) {
     let now = app.clock.now();
-    let province = text(&row.payload, &["ticket", "province"]);
-    let cfg = world.css.get(&province).cloned();
-    let max = cfg.as_ref().and_then(|c| c.outbound.as_ref()).map_or(12, |o| o.max_attempts);
-    let url = cfg.as_ref().and_then(|c| c.outbound.as_ref()).map(|o| o.url.clone());
     let outcome: Result<(), Failure> = async {
-        let cfg = cfg.ok_or_else(|| format!("省份“{province}”未开通客服接口"))?;
-        let out = cfg.outbound.clone().ok_or_else(|| format!("省份 {province} 未配置外发地址"))?;
-        let (method, body) = build(&cfg, &row, &world.org, now)?;
+        let (method, body) = build(cfg, &row, &world.org, now)?;
         let down = |why| Failure { why, down: true };
         let (status, answer) = super::http::post_soap(
             &out.url,
@@ -170,19 +164,16 @@ async fn deliver(app: &App, row: OutboxRow) {
         }
     }
     .await;
-    if let Some(url) = &url {
-        let reached = match &outcome {
-            Err(f) if f.down => Err(f.why.as_str()),
-            _ => Ok(()),
-        };
-        let after = app.clock.now();
-        super::breaker::log_change("css", url, app.css_breakers.record(url, after, reached));
-    }
+    let reached = match &outcome {
+        Err(f) if f.down => Err(f.why.as_str()),
+        _ => Ok(()),
+    };
+    super::breaker::log_change("css", &out.url, app.css_breakers.record(&out.url, app.clock.now(), reached));
     let recorded = match outcome {
         Ok(()) => app.store.outbox_delivered(row.id, now).await,
         Err(Failure { why, .. }) => {
             let failures = row.attempts + 1;
-            let dead = failures >= max;
+            let dead = failures >= out.max_attempts;
             if dead {
                 crate::ops::log_event("warn", "css", &[("dead_letter", &row.message_id), ("cause", &why)]);
             }
@@ -202,9 +193,11 @@ async fn deliver(app: &App, row: OutboxRow) {
 /// that name no province are dead-lettered.
 pub async fn pass(app: &App) -> usize {
     let now = app.clock.now();
-    let world = app.world();
-    let provinces = world.css.values().filter_map(|c| Some((c.province.as_str(), c.outbound.as_ref()?)));
-    let passes = provinces.map(|(province, out)| async move {
+    let current = app.world();
+    let world = &*current;
+    let provinces = world.css.values().filter_map(|c| Some((c, c.outbound.as_ref()?)));
+    let passes = provinces.map(|(cfg, out)| async move {
+        let province = cfg.province.as_str();
         let limit = match app.css_breakers.gate(&out.url, now) {
             Gate::Hold(_) => return 0,
             Gate::Probe => 1,
@@ -216,7 +209,7 @@ pub async fn pass(app: &App) -> usize {
         match app.store.claim_outbox(&app.node, &eoms_store::css_channel(province), now, lease, limit).await {
             Ok(rows) => {
                 let n = rows.len();
-                futures_util::future::join_all(rows.into_iter().map(|r| deliver(app, r))).await;
+                futures_util::future::join_all(rows.into_iter().map(|r| deliver(app, world, cfg, out, r))).await;
                 n
             }
             Err(e) => {
