@@ -844,12 +844,12 @@ impl Store for SqliteStore {
                 )
                 .map_err(err)?
                 .execute(rusqlite::params![
-                        outbox_id,
-                        o.channel,
-                        o.kind,
-                        o.message_id,
-                        o.payload.to_string(),
-                        write::ms(&at),
+                    outbox_id,
+                    o.channel,
+                    o.kind,
+                    o.message_id,
+                    o.payload.to_string(),
+                    write::ms(&at),
                     write::ordered(&o.channel)
                 ])
                 .map_err(err)?;
@@ -873,7 +873,6 @@ impl Store for SqliteStore {
                     ])
                     .map_err(err)?;
             }
-            drop(insert);
             write::outbox_delivered(c, outbox_id, at)
         })
         .await

@@ -548,17 +548,14 @@ fn css_page(p: &Page, breakers: &crate::css::breaker::Breakers, source: &str, er
     let state = |url: &str| -> Markup {
         match states.iter().find(|s| s.url == url) {
             None => html! { (p.t("正常", "up")) },
-            Some(s) => match s.open_until {
-                Some(until) => html! {
-                    strong { (p.t("断路", "circuit open")) } " · "
-                    (p.t("连续失败 ", "failed ")) (s.failures) (p.t(" 次，", " times in a row; ")) (p.t("自 ", "down since "))
-                    (s.down_since.map(when).unwrap_or_default()) (p.t("；", "; ")) (p.t("下次试探 ", "next probe ")) (when(until))
-                    br; small.muted { (s.last_error) }
-                },
-                None => html! {
-                    (p.t("连续失败 ", "failed ")) (s.failures) (p.t(" 次", " times in a row"))
-                    br; small.muted { (s.last_error) }
-                },
+            Some(s) => html! {
+                @if s.open_until.is_some() { strong { (p.t("断路", "circuit open")) } " · " }
+                (p.t("连续失败 ", "failed ")) (s.failures) (p.t(" 次", " times in a row"))
+                @if let Some(until) = s.open_until {
+                    (p.t("，自 ", "; down since ")) (s.down_since.map(when).unwrap_or_default())
+                    (p.t("；下次试探 ", "; next probe ")) (when(until))
+                }
+                br; small.muted { (s.last_error) }
             },
         }
     };

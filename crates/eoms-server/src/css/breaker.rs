@@ -123,11 +123,12 @@ impl Breakers {
         })
     }
 
-    /// The endpoints that have failed lately (closed ones with no failures are left out).
+    /// The endpoints that have failed lately (an open circuit has failures; a success clears
+    /// both, so closed ones with no failures are left out).
     pub fn states(&self) -> Vec<EndpointState> {
         self.with(|m| {
             m.iter()
-                .filter(|(_, e)| e.failures > 0 || e.open_until.is_some())
+                .filter(|(_, e)| e.failures > 0)
                 .map(|(url, e)| EndpointState {
                     url: url.clone(),
                     open_until: e.open_until,

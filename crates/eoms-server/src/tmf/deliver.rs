@@ -30,17 +30,17 @@ async fn deliver(app: &App, row: OutboxRow, l: &eoms_store::TmfListener) {
     .await;
     // A listener that answers 5xx or not at all is down (its circuit counts it); a 4xx is this
     // event's own failure.
-    let (outcome, up) = match reached {
-        Ok(s) if (200..300).contains(&s) => (Ok(()), Ok(())),
-        Ok(s) if s < 500 => (Err(format!("the listener answered HTTP {s}")), Ok(())),
-        Ok(s) => (Err(format!("the listener answered HTTP {s}")), Err(format!("HTTP {s}"))),
-        Err(e) => (Err(e.clone()), Err(e)),
+    let down = !matches!(reached, Ok(s) if s < 500);
+    let outcome = match reached {
+        Ok(s) if (200..300).contains(&s) => Ok(()),
+        Ok(s) => Err(format!("the listener answered HTTP {s}")),
+        Err(e) => Err(e),
     };
-    crate::css::breaker::log_change(
-        "tmf",
-        &l.callback,
-        app.tmf_breakers.record(&l.callback, app.clock.now(), up.as_ref().map(|_| ()).map_err(|e| e.as_str())),
-    );
+    let up = match &outcome {
+        Err(why) if down => Err(why.as_str()),
+        _ => Ok(()),
+    };
+    crate::css::breaker::log_change("tmf", &l.callback, app.tmf_breakers.record(&l.callback, app.clock.now(), up));
     let recorded = match outcome {
         Ok(()) => app.store.outbox_delivered(row.id, now).await,
         Err(why) => {
