@@ -9,6 +9,7 @@
 //! writer writes).
 
 mod access;
+pub mod packed;
 mod read;
 mod write;
 
@@ -42,6 +43,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (19, "outbox_triggers_without_lists", include_str!("../migrations/0019_outbox_triggers_without_lists.sql")),
     (20, "outbox_order_in_statements", include_str!("../migrations/0020_outbox_order_in_statements.sql")),
     (21, "css_channel_per_province", include_str!("../migrations/0021_css_channel_per_province.sql")),
+    (22, "packed_state_and_history", include_str!("../migrations/0022_packed_state_and_history.sql")),
 ];
 
 /// A write, run by the writer inside a batch transaction. It may run twice: once as the batch is

@@ -1,7 +1,7 @@
 //! Reads: tickets, history, to-do, done, the ticket query, outbox, configuration.
 
-use crate::err;
 use crate::write::from_ms;
+use crate::{err, packed};
 use eoms_domain::ids::TicketId;
 use eoms_domain::org::Directory;
 use eoms_domain::{Event, Ticket};
@@ -14,13 +14,12 @@ fn corrupt(e: serde_json::Error) -> StorageError {
 }
 
 pub(crate) fn ticket(c: &Connection, id: TicketId) -> Result<Option<Ticket>, StorageError> {
-    let s: Option<String> = c
-        .prepare_cached("SELECT state FROM tickets WHERE id = ?1")
-        .map_err(err)?
-        .query_row([id.0 as i64], |r| r.get(0))
-        .optional()
-        .map_err(err)?;
-    s.map(|s| serde_json::from_str(&s).map_err(corrupt)).transpose()
+    let mut st = c.prepare_cached("SELECT state FROM tickets WHERE id = ?1").map_err(err)?;
+    let mut rows = st.query([id.0 as i64]).map_err(err)?;
+    match rows.next().map_err(err)? {
+        Some(r) => packed::parse(r.get_ref(0).map_err(err)?).map(Some),
+        None => Ok(None),
+    }
 }
 
 pub(crate) fn id_by(c: &Connection, column: &str, v: &str) -> Result<Option<TicketId>, StorageError> {
@@ -35,10 +34,10 @@ pub(crate) fn id_by(c: &Connection, column: &str, v: &str) -> Result<Option<Tick
 
 pub(crate) fn history(c: &Connection, id: TicketId) -> Result<Vec<Event>, StorageError> {
     let mut st = c.prepare_cached("SELECT body FROM ticket_events WHERE ticket_id = ?1 ORDER BY n").map_err(err)?;
-    let rows = st.query_map([id.0 as i64], |r| r.get::<_, String>(0)).map_err(err)?;
+    let mut rows = st.query([id.0 as i64]).map_err(err)?;
     let mut out = Vec::new();
-    for r in rows {
-        let batch: Vec<Event> = serde_json::from_str(&r.map_err(err)?).map_err(corrupt)?;
+    while let Some(r) = rows.next().map_err(err)? {
+        let batch: Vec<Event> = packed::parse(r.get_ref(0).map_err(err)?)?;
         out.extend(batch);
     }
     Ok(out)

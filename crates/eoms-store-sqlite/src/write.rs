@@ -257,14 +257,15 @@ pub(crate) fn flush_keywords(c: &Db<'_>) -> Result<(), StorageError> {
     exec_cached(c, "DELETE FROM temp.keywords_pending").map_err(err)
 }
 
-/// The JSON texts a ticket write stores: made on the caller's thread before the write is queued
-/// ([`crate::SqliteStore`]'s `commit`), not on the writer's. Every action waits on the one writer
+/// The values a ticket write stores (JSON; the state and history row packed): made on the
+/// caller's thread before the write is queued ([`crate::SqliteStore`]'s `commit`), not on the
+/// writer's. Every action waits on the one writer
 /// thread, and these were a seventh of its instructions (callgrind, `durable` example).
 pub struct Serialized {
-    /// The ticket's state.
-    state: String,
-    /// The history row: the action's events.
-    events: String,
+    /// The ticket's state, packed ([`crate::packed`]).
+    state: Vec<u8>,
+    /// The history row: the action's events, packed.
+    events: Vec<u8>,
     /// Each outbox row's payload, in the write's order.
     payloads: Vec<String>,
 }
@@ -273,8 +274,8 @@ impl Serialized {
     pub fn of(w: &TicketWrite) -> Result<Serialized, StorageError> {
         let json = |e: serde_json::Error| StorageError::Backend(e.to_string());
         Ok(Serialized {
-            state: serde_json::to_string(&w.ticket).map_err(json)?,
-            events: serde_json::to_string(&w.events).map_err(json)?,
+            state: crate::packed::pack(&serde_json::to_vec(&w.ticket).map_err(json)?)?,
+            events: crate::packed::pack(&serde_json::to_vec(&w.events).map_err(json)?)?,
             payloads: payloads(&w.outbox),
         })
     }

@@ -75,6 +75,10 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
              DELETE FROM schema_migrations WHERE version >= 12;",
         )
         .unwrap();
+        // Before schema 22 states and history rows were plain JSON text.
+        unpack_to_text(&c, "tickets", "id", "state");
+        unpack_to_text(&c, "ticket_events", "ticket_id, n", "body");
+        assert_eq!(packed_rows(&c), (0, 0));
     }
     let s = SqliteStore::open(&path).unwrap();
     assert_eq!(
@@ -89,9 +93,12 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
             "0018_outbox_one_ticket_index",
             "0019_outbox_triggers_without_lists",
             "0020_outbox_order_in_statements",
-            "0021_css_channel_per_province"
+            "0021_css_channel_per_province",
+            "0022_packed_state_and_history"
         ]
     );
+    // Text written before schema 22 reads as it is, and nothing was rewritten to read it.
+    assert_eq!(packed_rows(&rusqlite::Connection::open(&path).unwrap()), (0, 0));
     // Schema 16 moved the history into write order: every ticket reads the same history.
     assert_eq!(histories(&s).await, before);
     // Schema 17 moved the action records into write order: the same records.
@@ -119,6 +126,12 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
     let region = TicketQuery { region: Some(eoms_domain::ids::OrgUnitId::new("sd")), ..q.clone() };
     assert_eq!(s.kpis(&region, KpiGroup::City).await.unwrap(), s.kpis_scanned(&region, KpiGroup::City).await.unwrap());
     assert_eq!(s.kpis(&q, KpiGroup::All).await.unwrap()[0].volume, 60);
+    // The new tickets' states and history rows are packed; the old ones' history rows stay text
+    // and still read the same.
+    let (states, bodies) = packed_rows(&rusqlite::Connection::open(&path).unwrap());
+    assert_eq!(states, 30, "the 30 tickets written since");
+    assert!(bodies >= 30, "{bodies}");
+    assert_eq!(histories(&s).await[..before.len()], before[..]);
     // The marks stay right on the messages written since, and on deliveries.
     let first =
         s.claim_outbox("node-a", "css:sd", eoms_store_tests::t0() + chrono::TimeDelta::days(400), 30, 5).await.unwrap();
@@ -127,6 +140,45 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
         s.outbox_delivered(o.id, eoms_store_tests::t0()).await.unwrap();
     }
     assert_waiting_marks(&path);
+}
+
+/// Rewrites a packed column as the JSON text it holds, as eoms wrote it before schema 22.
+fn unpack_to_text(c: &rusqlite::Connection, table: &str, key: &str, column: &str) {
+    let rows: Vec<(i64, Option<i64>, String)> = c
+        .prepare(&format!("SELECT {key}, {column} FROM {table}"))
+        .unwrap()
+        .query_map([], |r| {
+            let n = if key.contains(',') { Some(r.get(1)?) } else { None };
+            let v = r.get_ref(if n.is_some() { 2 } else { 1 })?;
+            let json = eoms_store_sqlite::packed::unpack(v, |b| Ok(String::from_utf8(b.to_vec()).unwrap())).unwrap();
+            Ok((r.get(0)?, n, json))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!rows.is_empty());
+    let first = key.split(',').next().unwrap().trim();
+    for (k, n, json) in rows {
+        match n {
+            Some(n) => c.execute(
+                &format!("UPDATE {table} SET {column} = ?3 WHERE {first} = ?1 AND n = ?2"),
+                rusqlite::params![k, n, json],
+            ),
+            None => {
+                c.execute(&format!("UPDATE {table} SET {column} = ?2 WHERE {first} = ?1"), rusqlite::params![k, json])
+            }
+        }
+        .unwrap();
+    }
+}
+
+/// How many tickets' states and how many history rows are packed (BLOBs).
+fn packed_rows(c: &rusqlite::Connection) -> (i64, i64) {
+    let count = |sql: &str| c.query_row(sql, [], |r| r.get(0)).unwrap();
+    (
+        count("SELECT COUNT(*) FROM tickets WHERE typeof(state) = 'blob'"),
+        count("SELECT COUNT(*) FROM ticket_events WHERE typeof(body) = 'blob'"),
+    )
 }
 
 /// Every action record, in (ticket, seq) order.
