@@ -358,9 +358,11 @@ impl Store for SqliteStore {
 
     async fn query(&self, q: &TicketQuery) -> Result<Page<TicketRow>, StorageError> {
         let q = q.clone();
-        // By sheet number (a unique key, the scope check's question), at most one row is read:
-        // a point read, run on the calling thread.
-        if q.sheet_no.is_some() && q.keyword.is_none() {
+        // By sheet number (a unique key, the scope check's question), at most one row is read;
+        // a subscriber's count alone (a new complaint's earlier ones, asked at every create) reads
+        // that number's index entries in a window of days: point reads, run on the calling thread.
+        let count_of_one_number = q.msisdn.is_some() && q.page.limit == 0;
+        if (q.sheet_no.is_some() || count_of_one_number) && q.keyword.is_none() {
             return self.read_point(move |c| read::query(c, &q)).await;
         }
         self.read(move |c| read::query(c, &q)).await
