@@ -48,6 +48,26 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{n}_{r}", std::process::id())
 }
 
+/// A fresh directory under the system's temporary directory, removed when the calling thread
+/// ends — the test's own thread, after its store is dropped — so test runs leave nothing
+/// behind. `EOMS_KEEP_TEST_DB=1` keeps them (to look into a failure).
+pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
+    struct RemoveOnExit(Vec<std::path::PathBuf>);
+    impl Drop for RemoveOnExit {
+        fn drop(&mut self) {
+            if std::env::var_os("EOMS_KEEP_TEST_DB").is_none() {
+                for d in &self.0 {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+            }
+        }
+    }
+    thread_local!(static DIRS: std::cell::RefCell<RemoveOnExit> = const { std::cell::RefCell::new(RemoveOnExit(Vec::new())) });
+    let dir = std::env::temp_dir().join(unique(prefix));
+    DIRS.with(|d| d.borrow_mut().0.push(dir.clone()));
+    dir
+}
+
 /// A ticket driven through the engine and written to the store.
 pub struct Live {
     pub def: &'static ProcessDefinition,

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_actions_survive_sigkill_and_nothing_is_half_written() {
-    let dir = std::env::temp_dir().join(eoms_store_tests::unique("eoms-crash"));
+    let dir = eoms_store_tests::temp_dir("eoms-crash");
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("eoms.db");
     let mut acked: BTreeMap<u64, u32> = BTreeMap::new();

@@ -4,7 +4,7 @@ use eoms_store::Store;
 use eoms_store_sqlite::SqliteStore;
 
 async fn fresh() -> Option<SqliteStore> {
-    let dir = std::env::temp_dir().join(eoms_store_tests::unique("eoms-sqlite-test"));
+    let dir = eoms_store_tests::temp_dir("eoms-sqlite-test");
     let s = SqliteStore::open(dir.join("eoms.db")).expect("open");
     s.migrate(eoms_store_tests::t0()).await.expect("migrate");
     Some(s)
@@ -14,7 +14,7 @@ eoms_store_tests::conformance!(fresh());
 
 #[tokio::test]
 async fn a_database_from_a_newer_eoms_is_refused() {
-    let dir = std::env::temp_dir().join(eoms_store_tests::unique("eoms-sqlite-test"));
+    let dir = eoms_store_tests::temp_dir("eoms-sqlite-test");
     let path = dir.join("eoms.db");
     {
         let s = SqliteStore::open(&path).unwrap();
@@ -40,7 +40,7 @@ fn mark_as_future_schema(path: &std::path::Path) {
 #[tokio::test]
 async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
     use eoms_store::{KpiGroup, Scope, TicketQuery};
-    let dir = std::env::temp_dir().join(eoms_store_tests::unique("eoms-sqlite-test"));
+    let dir = eoms_store_tests::temp_dir("eoms-sqlite-test");
     let path = dir.join("eoms.db");
     let before = {
         let s = SqliteStore::open(&path).unwrap();
