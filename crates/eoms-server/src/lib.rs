@@ -76,7 +76,7 @@ pub struct App {
     pub files: PathBuf,
     pub metrics: ops::Metrics,
     world: RwLock<Arc<World>>,
-    ids: tokio::sync::Mutex<std::ops::Range<u64>>,
+    ids: std::sync::Mutex<IdBlocks>,
     pub(crate) throttle: auth::Throttle,
     pub(crate) node: String,
     /// Woken when a commit sets a timer: the timer loop sleeps until the earliest one is due.
@@ -118,7 +118,7 @@ impl App {
             files,
             metrics: ops::Metrics::default(),
             world: RwLock::new(Arc::new(world)),
-            ids: tokio::sync::Mutex::new(0..0),
+            ids: std::sync::Mutex::new(IdBlocks::default()),
             throttle: auth::Throttle::default(),
             node: auth::hex(&node),
             timers_changed: tokio::sync::Notify::new(),
@@ -266,15 +266,66 @@ impl App {
         eoms_domain::create(eoms_domain::World { def, org: &world.org }, actor, &new, now)
     }
 
-    /// A new ticket id, from a block reserved for this node.
-    pub async fn next_ticket_id(&self) -> Result<TicketId, StorageError> {
-        let mut ids = self.ids.lock().await;
-        if ids.is_empty() {
-            *ids = self.store.reserve_ticket_ids(64).await?;
+    /// A new ticket id, from a block reserved for this node. The next block is reserved in the
+    /// background once half of the current one is used, so a create does not wait for that
+    /// reservation — a write with its own commit. (It used to be reserved when the block ran out,
+    /// under a lock every create took: each 64th create and all those behind it waited one commit
+    /// more, the create's p99 at concurrency 64; docs/BENCHMARKS.md, HTTP, eighth round.)
+    pub async fn next_ticket_id(self: &Arc<Self>) -> Result<TicketId, StorageError> {
+        loop {
+            {
+                let mut b = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+                if b.current.is_empty()
+                    && let Some(next) = b.next.take()
+                {
+                    b.current = next;
+                }
+                if let Some(id) = b.current.next() {
+                    if b.current.end - b.current.start < ID_BLOCK / 2 && b.next.is_none() && !b.reserving {
+                        b.reserving = true;
+                        let app = Arc::clone(self);
+                        tokio::spawn(async move {
+                            let r = app.store.reserve_ticket_ids(ID_BLOCK as u32).await;
+                            let mut b = app.ids.lock().unwrap_or_else(|e| e.into_inner());
+                            b.reserving = false;
+                            match r {
+                                Ok(block) => b.give(block),
+                                // The create that finds both blocks used up reserves one itself.
+                                Err(e) => ops::log_event("warn", "ticket_ids", &[("cause", &e.to_string())]),
+                            }
+                        });
+                    }
+                    return Ok(TicketId(id));
+                }
+            }
+            // Both used up: at start, or the reservation ahead failed or is late.
+            let block = self.store.reserve_ticket_ids(ID_BLOCK as u32).await?;
+            self.ids.lock().unwrap_or_else(|e| e.into_inner()).give(block);
         }
-        let id = ids.start;
-        ids.start += 1;
-        Ok(TicketId(id))
+    }
+}
+
+/// Ticket ids are reserved in blocks of this many (ids of a block a node did not use before it
+/// stopped are never used: sheet numbers have gaps, as they may in any numbering shared by nodes).
+const ID_BLOCK: u64 = 64;
+
+/// The ticket ids a node holds: the block in use and the next, reserved ahead.
+#[derive(Default)]
+struct IdBlocks {
+    current: std::ops::Range<u64>,
+    next: Option<std::ops::Range<u64>>,
+    /// A reservation is under way.
+    reserving: bool,
+}
+
+impl IdBlocks {
+    fn give(&mut self, block: std::ops::Range<u64>) {
+        if self.current.is_empty() {
+            self.current = block;
+        } else if self.next.is_none() {
+            self.next = Some(block);
+        }
+        // Else both are full (a reservation raced a create's own): the block goes unused.
     }
 }
 

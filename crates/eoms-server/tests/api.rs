@@ -764,3 +764,33 @@ async fn an_assurance_period_makes_matching_complaints_urgent_and_marked_until_i
     let audit = t.get("admin", "/api/v1/admin/audit").await.json();
     assert!(audit["items"].as_array().unwrap().iter().any(|e| e["action"] == "assurance_end"));
 }
+
+// ── Ticket ids ──
+
+/// Ids come from blocks of 64 reserved per node; the next block is reserved while half of the
+/// current one is left, so the create that uses the last id of a block does not wait for a
+/// reservation, and one node's ids run on without a gap.
+#[tokio::test]
+async fn ticket_ids_run_on_across_blocks_the_next_one_reserved_ahead() {
+    let t = TestApp::new().await;
+    // `reserve_ticket_ids(0)` reserves nothing: it tells where the next block would start.
+    let peek = || eoms_store::Store::reserve_ticket_ids(&t.app.store, 0);
+    let first = t.app.next_ticket_id().await.unwrap().0;
+    assert_eq!(peek().await.unwrap().start, first + 64, "one block reserved");
+    let mut ids = vec![first];
+    for _ in 0..32 {
+        ids.push(t.app.next_ticket_id().await.unwrap().0);
+    }
+    // 31 of 64 left: the next block is being reserved, without anyone waiting for it.
+    let mut waited = 0;
+    while peek().await.unwrap().start != first + 128 {
+        assert!(waited < 500, "the next block was not reserved ahead");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    for _ in 0..60 {
+        ids.push(t.app.next_ticket_id().await.unwrap().0);
+    }
+    let expected: Vec<u64> = (first..first + 93).collect();
+    assert_eq!(ids, expected, "no gap where the first block ends");
+}

@@ -66,7 +66,7 @@ fn form(i: u64) -> eoms_domain::value::Form {
 }
 
 /// Creates one mobile complaint as of `now`; returns its id.
-async fn create(app: &App, i: u64, now: Timestamp) -> Result<u64> {
+async fn create(app: &std::sync::Arc<App>, i: u64, now: Timestamp) -> Result<u64> {
     let world = app.world();
     let def = world.latest("mobile_complaint").cloned().context("the demo processes are missing")?;
     let id = app.next_ticket_id().await?;

@@ -54,7 +54,7 @@ fn arg<'a>(r: &'a Request, name: &str) -> Option<&'a str> {
 }
 
 /// Handles one inbound call; `Ok(())` is answered "0".
-pub async fn handle(app: &App, r: Request) -> Result<(), Refusal> {
+pub async fn handle(app: &std::sync::Arc<App>, r: Request) -> Result<(), Refusal> {
     let world = app.world();
     let cfg = world
         .css
@@ -228,7 +228,7 @@ fn find_city(org: &eoms_domain::Org, province: &str, name: &str) -> Option<Strin
 }
 
 async fn create_ticket(
-    app: &App,
+    app: &std::sync::Arc<App>,
     cfg: &ProvinceConfig,
     serial: &str,
     fields: &BTreeMap<String, String>,
