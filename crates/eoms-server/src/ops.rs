@@ -27,7 +27,7 @@ fn json_escape(s: &str) -> String {
 
 /// One log line on stderr: `level source k=v …`, or a JSON object when configured.
 pub fn log_event(level: &str, source: &str, fields: &[(&str, &str)]) {
-    let line = if LOG_FORMAT.load(Ordering::Relaxed) == 1 {
+    let mut line = if LOG_FORMAT.load(Ordering::Relaxed) == 1 {
         let mut s = format!("{{\"level\":{},\"source\":{}", json_escape(level), json_escape(source));
         for (k, v) in fields {
             s.push_str(&format!(",{}:{}", json_escape(k), json_escape(v)));
@@ -41,7 +41,12 @@ pub fn log_event(level: &str, source: &str, fields: &[(&str, &str)]) {
         }
         s
     };
-    eprintln!("{line}");
+    // One write per line: `eprintln!` writes the line and its newline as two system calls
+    // (stderr is unbuffered), and an access log line is written for every request — the two
+    // were ~6 % of the HTTP workers' time at concurrency 64 (docs/BENCHMARKS.md, HTTP, eighth
+    // round). One call also keeps lines whole when several threads log at once.
+    line.push('\n');
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
 }
 
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
