@@ -49,8 +49,8 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-fn backend(e: std::io::Error) -> StorageError {
-    StorageError::Backend(format!("compressing a stored value: {e}"))
+fn backend(doing: &str) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |e| StorageError::Backend(format!("{doing}: {e}"))
 }
 
 fn corrupt(what: &str) -> StorageError {
@@ -63,13 +63,15 @@ pub fn pack(json: &[u8]) -> Result<Vec<u8>, StorageError> {
         let mut c = c.borrow_mut();
         let c = match &mut *c {
             Some(c) => c,
-            None => c.insert(Compressor::with_prepared_dictionary(&ENCODER).map_err(backend)?),
+            None => {
+                c.insert(Compressor::with_prepared_dictionary(&ENCODER).map_err(backend("a zstd compression context"))?)
+            }
         };
         let bound = zstd::zstd_safe::compress_bound(json.len());
         let mut out = Vec::with_capacity(1 + bound);
         out.push(ZSTD_DICT_1);
         let mut frame = Vec::with_capacity(bound);
-        c.compress_to_buffer(json, &mut frame).map_err(backend)?;
+        c.compress_to_buffer(json, &mut frame).map_err(backend("compressing a stored value"))?;
         out.extend_from_slice(&frame);
         Ok(out)
     })
@@ -89,7 +91,10 @@ pub fn unpack<T>(v: ValueRef<'_>, f: impl FnOnce(&[u8]) -> Result<T, StorageErro
                     let mut d = d.borrow_mut();
                     let d = match &mut *d {
                         Some(d) => d,
-                        None => d.insert(Decompressor::with_prepared_dictionary(&DECODER).map_err(backend)?),
+                        None => d.insert(
+                            Decompressor::with_prepared_dictionary(&DECODER)
+                                .map_err(backend("a zstd decompression context"))?,
+                        ),
                     };
                     d.decompress(frame, size).map_err(|e| corrupt(&format!("cannot be decompressed ({e})")))
                 })?;
