@@ -58,10 +58,15 @@ pub(crate) trait Request: Send {
 
 type Work = Box<dyn Request>;
 
+/// A write and where its answer goes. The answer takes the write's closure back with it, so
+/// that what the closure holds (the ticket, its JSON, the packed values, all made on the
+/// caller's thread) is freed there: freed on the writer, memory of another thread was ~2.6 %
+/// of the writer's time at concurrency 64 (perf, docs/BENCHMARKS.md), and the writer is the
+/// thread every action waits on.
 struct Req<F, R> {
     f: F,
     result: Option<Result<R, StorageError>>,
-    tx: tokio::sync::oneshot::Sender<Result<R, StorageError>>,
+    tx: tokio::sync::oneshot::Sender<(Result<R, StorageError>, F)>,
 }
 
 impl<F, R> Request for Req<F, R>
@@ -82,7 +87,7 @@ where
             (Some(Err(e)), _) | (_, Err(e)) => Err(e),
             (None, Ok(())) => Err(StorageError::Backend("a write was not run".into())),
         };
-        let _ = self.tx.send(answer);
+        let _ = self.tx.send((answer, self.f));
     }
 }
 
@@ -219,7 +224,9 @@ impl SqliteStore {
             .map_err(|_| StorageError::Backend("writer lock poisoned".into()))?
             .send(work)
             .map_err(|_| StorageError::Unavailable("the writer has stopped".into()))?;
-        rx.await.map_err(|_| StorageError::Unavailable("the writer has stopped".into()))?
+        let (answer, f) = rx.await.map_err(|_| StorageError::Unavailable("the writer has stopped".into()))?;
+        drop(f);
+        answer
     }
 
     /// Runs a point read — one row or a few, by key — on the calling thread. Handed to the
