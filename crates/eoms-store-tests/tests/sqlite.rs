@@ -54,6 +54,9 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
     {
         // Back to schema 11: as an eoms of that version left it.
         let c = rusqlite::Connection::open(&path).unwrap();
+        // Before schema 22 states and history rows were plain JSON text.
+        unpack_to_text(&c, "tickets", "state");
+        unpack_to_text(&c, "ticket_events", "body");
         c.execute_batch(
             "CREATE TABLE ticket_events_old (ticket_id INTEGER NOT NULL REFERENCES tickets (id), n INTEGER NOT NULL,
                body TEXT NOT NULL, PRIMARY KEY (ticket_id, n)) WITHOUT ROWID;
@@ -75,9 +78,6 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
              DELETE FROM schema_migrations WHERE version >= 12;",
         )
         .unwrap();
-        // Before schema 22 states and history rows were plain JSON text.
-        unpack_to_text(&c, "tickets", "id", "state");
-        unpack_to_text(&c, "ticket_events", "ticket_id, n", "body");
         assert_eq!(packed_rows(&c), (0, 0));
     }
     let s = SqliteStore::open(&path).unwrap();
@@ -143,32 +143,21 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
 }
 
 /// Rewrites a packed column as the JSON text it holds, as eoms wrote it before schema 22.
-fn unpack_to_text(c: &rusqlite::Connection, table: &str, key: &str, column: &str) {
-    let rows: Vec<(i64, Option<i64>, String)> = c
-        .prepare(&format!("SELECT {key}, {column} FROM {table}"))
+fn unpack_to_text(c: &rusqlite::Connection, table: &str, column: &str) {
+    let rows: Vec<(i64, String)> = c
+        .prepare(&format!("SELECT rowid, {column} FROM {table}"))
         .unwrap()
         .query_map([], |r| {
-            let n = if key.contains(',') { Some(r.get(1)?) } else { None };
-            let v = r.get_ref(if n.is_some() { 2 } else { 1 })?;
-            let json = eoms_store_sqlite::packed::unpack(v, |b| Ok(String::from_utf8(b.to_vec()).unwrap())).unwrap();
-            Ok((r.get(0)?, n, json))
+            let json = eoms_store_sqlite::packed::unpack(r.get_ref(1)?, |b| Ok(String::from_utf8(b.to_vec()).unwrap()));
+            Ok((r.get(0)?, json.unwrap()))
         })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
     assert!(!rows.is_empty());
-    let first = key.split(',').next().unwrap().trim();
-    for (k, n, json) in rows {
-        match n {
-            Some(n) => c.execute(
-                &format!("UPDATE {table} SET {column} = ?3 WHERE {first} = ?1 AND n = ?2"),
-                rusqlite::params![k, n, json],
-            ),
-            None => {
-                c.execute(&format!("UPDATE {table} SET {column} = ?2 WHERE {first} = ?1"), rusqlite::params![k, json])
-            }
-        }
-        .unwrap();
+    let mut set = c.prepare(&format!("UPDATE {table} SET {column} = ?2 WHERE rowid = ?1")).unwrap();
+    for (rowid, json) in rows {
+        set.execute(rusqlite::params![rowid, json]).unwrap();
     }
 }
 

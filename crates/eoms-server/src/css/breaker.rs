@@ -91,6 +91,16 @@ impl Breakers {
         })
     }
 
+    /// How many messages a delivery pass may claim for `url` at `now`: none while its circuit
+    /// is open, one as a probe once the wait is over, else `full`.
+    pub fn claim_limit(&self, url: &str, now: Timestamp, full: u32) -> Option<u32> {
+        match self.gate(url, now) {
+            Gate::Hold(_) => None,
+            Gate::Probe => Some(1),
+            Gate::Send => Some(full),
+        }
+    }
+
     /// Records a call's outcome: `Ok` when the endpoint answered as a CSS, `Err` when it could
     /// not be reached. Returns what changed.
     pub fn record(&self, url: &str, now: Timestamp, outcome: Result<(), &str>) -> Option<Change> {
@@ -196,11 +206,13 @@ mod tests {
         assert_eq!(opened, Some(Change::Opened { until: t0 + open_for(1), failures: FAILURES_TO_OPEN }));
         assert!(b.is_open(URL));
         assert_eq!(b.gate(URL, t0 + TimeDelta::seconds(4)), Gate::Hold(t0 + TimeDelta::seconds(5)));
+        assert_eq!(b.claim_limit(URL, t0 + TimeDelta::seconds(4), 64), None, "nothing claimed while open");
         // Late calls that were already out when it opened do not extend the wait.
         assert_eq!(b.record(URL, t0 + TimeDelta::seconds(1), Err("超时")), None);
         // The wait over: a probe.
         let t1 = t0 + TimeDelta::seconds(5);
         assert_eq!(b.gate(URL, t1), Gate::Probe);
+        assert_eq!(b.claim_limit(URL, t1, 64), Some(1), "a probe is one message");
         // The probe fails: open again, twice as long.
         assert_eq!(
             b.record(URL, t1, Err("连接失败")),
@@ -213,6 +225,7 @@ mod tests {
         assert!(b.states().is_empty(), "a closed endpoint with no failures is not listed");
         // Another endpoint is not affected by this one.
         assert_eq!(b.gate("http://other/css/gd", t0), Gate::Send);
+        assert_eq!(b.claim_limit("http://other/css/gd", t0, 64), Some(64));
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! header) so CSS can drop a duplicate — one happens when CSS processed a call but its answer
 //! was lost. Safe on several nodes: rows are leased.
 
-use super::breaker::Gate;
 use super::config::{Outbound, ProvinceConfig};
 use crate::App;
 use chrono::TimeDelta;
@@ -198,11 +197,7 @@ pub async fn pass(app: &App) -> usize {
     let provinces = world.css.values().filter_map(|c| Some((c, c.outbound.as_ref()?)));
     let passes = provinces.map(|(cfg, out)| async move {
         let province = cfg.province.as_str();
-        let limit = match app.css_breakers.gate(&out.url, now) {
-            Gate::Hold(_) => return 0,
-            Gate::Probe => 1,
-            Gate::Send => 64,
-        };
+        let Some(limit) = app.css_breakers.claim_limit(&out.url, now, 64) else { return 0 };
         // The lease covers one call (they run side by side) and its writes, with room to spare:
         // a node that stops while holding messages holds up its tickets' later ones no longer.
         let lease = i64::try_from(out.timeout_seconds.max(1).saturating_mul(2).saturating_add(10)).unwrap_or(120);

@@ -71,11 +71,7 @@ pub async fn pass(app: &App) -> usize {
     for l in &listeners {
         // A listener whose circuit is open gets nothing claimed; when its wait is over, one
         // event goes as a probe (see [`crate::css::breaker`]).
-        let limit = match app.tmf_breakers.gate(&l.callback, now) {
-            crate::css::breaker::Gate::Hold(_) => continue,
-            crate::css::breaker::Gate::Probe => 1,
-            crate::css::breaker::Gate::Send => 64,
-        };
+        let Some(limit) = app.tmf_breakers.claim_limit(&l.callback, now, 64) else { continue };
         match app.store.claim_outbox(&app.node, &super::hub::channel(&l.id), now, 120, limit).await {
             Ok(rows) => {
                 n += rows.len();
