@@ -42,6 +42,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (20, "outbox_order_in_statements", include_str!("../migrations/0020_outbox_order_in_statements.sql")),
     (21, "css_channel_per_province", include_str!("../migrations/0021_css_channel_per_province.sql")),
     (22, "packed_state_and_history", include_str!("../migrations/0022_packed_state_and_history.sql")),
+    (23, "fewer_pages_per_action", include_str!("../migrations/0023_fewer_pages_per_action.sql")),
 ];
 
 pub struct PgStore {

@@ -44,6 +44,7 @@ const MIGRATION_SQL: &[(i64, &str, &str)] = &[
     (20, "outbox_order_in_statements", include_str!("../migrations/0020_outbox_order_in_statements.sql")),
     (21, "css_channel_per_province", include_str!("../migrations/0021_css_channel_per_province.sql")),
     (22, "packed_state_and_history", include_str!("../migrations/0022_packed_state_and_history.sql")),
+    (23, "fewer_pages_per_action", include_str!("../migrations/0023_fewer_pages_per_action.sql")),
 ];
 
 /// A write, run by the writer inside a batch transaction. It may run twice: once as the batch is
@@ -851,7 +852,7 @@ impl Store for SqliteStore {
                      SELECT ticket_id, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6,
                             ?7 AND EXISTS (SELECT 1 FROM outbox p WHERE p.ticket_id = o.ticket_id AND p.channel = ?2 AND p.status <> 'delivered')
                      FROM outbox o WHERE o.id = ?1
-                     ON CONFLICT (message_id) DO NOTHING",
+                     ON CONFLICT (ticket_id, message_id) DO NOTHING",
                 )
                 .map_err(err)?
                 .execute(rusqlite::params![

@@ -32,12 +32,25 @@ pub(crate) fn id_by(c: &Connection, column: &str, v: &str) -> Result<Option<Tick
         .map(|o| o.map(|i| TicketId(i as u64)))
 }
 
+/// A ticket's events in order: its history rows, as its own row lists them (`event_rows`, schema
+/// 23). History rows are never changed or removed, so a row listed is there for a later read too.
 pub(crate) fn history(c: &Connection, id: TicketId) -> Result<Vec<Event>, StorageError> {
-    let mut st = c.prepare_cached("SELECT body FROM ticket_events WHERE ticket_id = ?1 ORDER BY n").map_err(err)?;
-    let mut rows = st.query([id.0 as i64]).map_err(err)?;
+    let listed: Option<Option<String>> = c
+        .prepare_cached("SELECT event_rows FROM tickets WHERE id = ?1")
+        .map_err(err)?
+        .query_row([id.0 as i64], |r| r.get(0))
+        .optional()
+        .map_err(err)?;
+    let mut body = c.prepare_cached("SELECT body FROM ticket_events WHERE seq = ?1").map_err(err)?;
     let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(err)? {
-        let batch: Vec<Event> = packed::parse(r.get_ref(0).map_err(err)?)?;
+    for row in listed.flatten().as_deref().unwrap_or_default().split(',').filter(|v| !v.is_empty()) {
+        let seq: i64 =
+            row.parse().map_err(|_| StorageError::Corrupt(format!("ticket {}: history row {row:?}", id.0)))?;
+        let batch: Vec<Event> =
+            body.query_row([seq], |r| Ok(packed::parse(r.get_ref(0)?)))
+                .optional()
+                .map_err(err)?
+                .ok_or_else(|| StorageError::Corrupt(format!("ticket {}: history row {seq} is missing", id.0)))??;
         out.extend(batch);
     }
     Ok(out)

@@ -310,13 +310,13 @@ const INDEXED: [&str; 14] = [
     "flags",
 ];
 
-/// The version check's read of a ticket: what the last write left (six columns), then the
+/// The version check's read of a ticket: what the last write left (seven columns), then the
 /// [`INDEXED`] columns in their order. Built once, so that its text has one address ([`Db`]).
 fn ticket_for_update() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         format!(
-            "SELECT seq, event_count, aux_hash, keywords_hash, kpi, repeat_count, {} FROM tickets WHERE id = ?1",
+            "SELECT seq, event_count, aux_hash, keywords_hash, kpi, repeat_count, event_rows, {} FROM tickets WHERE id = ?1",
             INDEXED.join(", ")
         )
     })
@@ -366,27 +366,37 @@ pub(crate) fn commit(c: &Db<'_>, w: &TicketWrite, json: &Serialized) -> Result<C
     // What the last write left: (the relations' hash, whether the keywords changed since); `None`
     // for a new ticket.
     type Changed = Option<(i64, bool)>;
+    // The history row's rowid, named here so that the ticket's row lists it (`event_rows`, schema
+    // 23): the writer is the only writer, so the next rowid is the largest plus one, as SQLite
+    // would choose it.
+    let event_row: i64 = c
+        .stmt("SELECT COALESCE(MAX(seq), 0) + 1 FROM ticket_events")
+        .map_err(err)?
+        .query_row([], |r| r.get(0))
+        .map_err(err)?;
     let (first_event, changed, kpi_old, kpi_new): (i64, Changed, Option<Contribution>, Contribution) = match w
         .expected_seq
     {
         Some(expected) => {
             let indexed = indexed_values(t, s);
-            type Row = (u32, i64, i64, i64, Option<String>, i64, u16);
+            type Row = (u32, i64, i64, i64, Option<String>, i64, String, u16);
             let row: Option<Row> = c
                 .stmt(ticket_for_update())
                 .map_err(err)?
                 .query_row([id], |r| {
                     let mut changed = 0u16;
                     for (i, new) in indexed.iter().enumerate() {
-                        if r.get_ref(6 + i)? != rusqlite::types::ValueRef::from(new) {
+                        if r.get_ref(7 + i)? != rusqlite::types::ValueRef::from(new) {
                             changed |= 1 << i;
                         }
                     }
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, changed))
+                    // A ticket written before schema 23 whose history was empty has none listed.
+                    let rows = r.get::<_, Option<String>>(6)?.unwrap_or_default();
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, rows, changed))
                 })
                 .optional()
                 .map_err(err)?;
-            let (actual, events, old_rel, old_kw, old_kpi, repeat_count, changed) =
+            let (actual, events, old_rel, old_kw, old_kpi, repeat_count, event_rows, changed) =
                 row.ok_or(StorageError::NotFound { what: "ticket", key: t.id.0.to_string() })?;
             if actual != expected {
                 return Err(StorageError::Conflict { ticket: t.id.0, expected, actual });
@@ -395,6 +405,8 @@ pub(crate) fn commit(c: &Db<'_>, w: &TicketWrite, json: &Serialized) -> Result<C
             // Only the indexed columns whose values changed are set: SQLite rewrites an index's
             // entry whenever the UPDATE names one of its columns, whatever the value.
             let (seq, event_count, kpi) = (t.seq, events + 1, kpi_new.encode());
+            let event_rows =
+                if event_rows.is_empty() { event_row.to_string() } else { format!("{event_rows},{event_row}") };
             let mut values: Vec<&dyn rusqlite::ToSql> = vec![
                 &id,
                 &s.title,
@@ -407,6 +419,7 @@ pub(crate) fn commit(c: &Db<'_>, w: &TicketWrite, json: &Serialized) -> Result<C
                 &rel_hash,
                 &kpi,
                 &kw_hash,
+                &event_rows,
             ];
             values.extend(
                 indexed
@@ -418,11 +431,11 @@ pub(crate) fn commit(c: &Db<'_>, w: &TicketWrite, json: &Serialized) -> Result<C
             let sql = || {
                 let mut sql = String::from(
                     "UPDATE tickets SET title = ?2, urgency = ?3, customer_level = ?4, network_type = ?5, seq = ?6,
-                     event_count = ?7, state = ?8, aux_hash = ?9, kpi = ?10, keywords_hash = ?11",
+                     event_count = ?7, state = ?8, aux_hash = ?9, kpi = ?10, keywords_hash = ?11, event_rows = ?12",
                 );
                 let set = INDEXED.iter().enumerate().filter(|(i, _)| changed & (1 << i) != 0);
                 for (n, (_, col)) in set.enumerate() {
-                    sql.push_str(&format!(", {col} = ?{}", 12 + n));
+                    sql.push_str(&format!(", {col} = ?{}", 13 + n));
                 }
                 sql + " WHERE id = ?1"
             };
@@ -435,8 +448,8 @@ pub(crate) fn commit(c: &Db<'_>, w: &TicketWrite, json: &Serialized) -> Result<C
                 "INSERT INTO tickets (id, sheet_no, css_serial_no, process, process_version, span, status, title, msisdn,
                  complaint_source, category, urgency, customer_level, network_type, satisfaction, province, city, creator,
                  creator_org, created_at, replied_at, closed_at, deadline, seq, event_count, state, aux_hash, solved, flags,
-                 repeat_count, assurance, kpi, keywords_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
+                 repeat_count, assurance, kpi, keywords_hash, event_rows)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
             )
             .map_err(err)?
             .execute(params![
@@ -473,6 +486,7 @@ pub(crate) fn commit(c: &Db<'_>, w: &TicketWrite, json: &Serialized) -> Result<C
                 w.assurance,
                 kpi_new.encode(),
                 kw_hash,
+                event_row.to_string(),
             ])
             .map_err(|e| match err(e) {
                 StorageError::Duplicate { .. } => StorageError::Duplicate { what: "ticket", key: t.sheet_no.to_string() },
@@ -483,9 +497,9 @@ pub(crate) fn commit(c: &Db<'_>, w: &TicketWrite, json: &Serialized) -> Result<C
     };
     add_kpi_deltas(c, &deltas(kpi_old.as_ref(), Some(&kpi_new)))?;
     // One history row per action: the JSON array of its events.
-    c.stmt("INSERT INTO ticket_events (ticket_id, n, body) VALUES (?1, ?2, ?3)")
+    c.stmt("INSERT INTO ticket_events (seq, ticket_id, n, body) VALUES (?1, ?2, ?3, ?4)")
         .map_err(err)?
-        .execute(params![id, first_event, json.events])
+        .execute(params![event_row, id, first_event, json.events])
         .map_err(err)?;
     {
         let mut act = c

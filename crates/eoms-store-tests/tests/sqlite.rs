@@ -72,14 +72,23 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
              DROP INDEX outbox_pending;
              ALTER TABLE outbox DROP COLUMN blocked;
              ALTER TABLE tickets DROP COLUMN keywords_hash;
+             ALTER TABLE tickets DROP COLUMN event_rows;
+             DROP INDEX outbox_ticket;
+             CREATE INDEX outbox_ticket ON outbox (ticket_id, id);
+             CREATE UNIQUE INDEX outbox_message_id ON outbox (message_id);
              CREATE INDEX outbox_pending ON outbox (channel, next_attempt_at, id) WHERE status = 'pending';
              CREATE INDEX outbox_channel_ticket ON outbox (channel, ticket_id, id);
              UPDATE outbox SET channel = 'css' WHERE channel LIKE 'css:%';
              DELETE FROM schema_migrations WHERE version >= 12;",
         )
         .unwrap();
+        // The last message was purged: the counter stays ahead of the highest id.
+        c.execute("DELETE FROM outbox WHERE id = (SELECT MAX(id) FROM outbox)", []).unwrap();
         assert_eq!(packed_rows(&c), (0, 0));
     }
+    let outbox_before = outbox_rows(&path);
+    let counter_before = outbox_counter(&path);
+    assert!(counter_before > outbox_before.last().unwrap().0);
     let s = SqliteStore::open(&path).unwrap();
     assert_eq!(
         s.migrate(eoms_store_tests::t0()).await.unwrap(),
@@ -94,7 +103,8 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
             "0019_outbox_triggers_without_lists",
             "0020_outbox_order_in_statements",
             "0021_css_channel_per_province",
-            "0022_packed_state_and_history"
+            "0022_packed_state_and_history",
+            "0023_fewer_pages_per_action"
         ]
     );
     // Text written before schema 22 reads as it is, and nothing was rewritten to read it.
@@ -113,6 +123,10 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(channels, ["css:sd"]);
+    // Schema 23 made the outbox table again: the same messages under the same ids, and the same
+    // counter for the next.
+    assert_eq!(outbox_rows(&path), outbox_before);
+    assert_eq!(outbox_counter(&path), counter_before);
     // Schema 14 marked the messages waiting behind an earlier one of their ticket.
     let waiting = assert_waiting_marks(&path);
     assert!(waiting > 0, "the history leaves several CSS messages per ticket undelivered");
@@ -140,6 +154,23 @@ async fn the_upgrade_to_schema_12_fills_the_daily_kpi_rows() {
         s.outbox_delivered(o.id, eoms_store_tests::t0()).await.unwrap();
     }
     assert_waiting_marks(&path);
+    // New messages are numbered after every message the outbox ever held, the purged one too.
+    let after = outbox_rows(&path);
+    assert!(after.len() > outbox_before.len());
+    assert!(after[outbox_before.len()..].iter().all(|r| r.0 > counter_before), "no id is given twice");
+}
+
+/// The outbox's AUTOINCREMENT counter: the highest id it ever gave.
+fn outbox_counter(path: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.query_row("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'", [], |r| r.get(0)).unwrap()
+}
+
+/// The outbox's messages by id: (id, ticket, message id, status).
+fn outbox_rows(path: &std::path::Path) -> Vec<(i64, i64, String, String)> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut st = c.prepare("SELECT id, ticket_id, message_id, status FROM outbox ORDER BY id").unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().collect::<Result<_, _>>().unwrap()
 }
 
 /// Rewrites a packed column as the JSON text it holds, as eoms wrote it before schema 22.

@@ -30,7 +30,7 @@ use std::future::Future;
 pub type Timestamp = DateTime<Utc>;
 
 /// The schema this binary was built for: the highest migration number it knows.
-pub const SCHEMA_VERSION: i64 = 22;
+pub const SCHEMA_VERSION: i64 = 23;
 
 /// The migrations, by number and name; every backend ships a file per entry with the same
 /// number and name (`migrations/0001_initial.sql`).
@@ -57,6 +57,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (20, "outbox_order_in_statements"),
     (21, "css_channel_per_province"),
     (22, "packed_state_and_history"),
+    (23, "fewer_pages_per_action"),
 ];
 
 /// Panics unless a backend's migrations (number, name, SQL) are [`MIGRATIONS`], ending at
