@@ -37,13 +37,12 @@ INSERT INTO outbox_by_ticket (id, ticket_id, channel, kind, message_id, payload,
                               lease_owner, lease_until, last_error, created_at, delivered_at, blocked)
   SELECT id, ticket_id, channel, kind, message_id, payload, status, attempts, next_attempt_at,
          lease_owner, lease_until, last_error, created_at, delivered_at, blocked FROM outbox ORDER BY id;
-CREATE TEMP TABLE outbox_counter AS SELECT seq FROM sqlite_sequence WHERE name = 'outbox';
+-- The counter: the old table's (never below its highest id, purged messages counted) passes to
+-- the new one, whose own, from the copy, is dropped; the rename carries it back to `outbox`.
+DELETE FROM sqlite_sequence WHERE name = 'outbox_by_ticket';
+UPDATE sqlite_sequence SET name = 'outbox_by_ticket' WHERE name = 'outbox';
 DROP TABLE outbox;
 ALTER TABLE outbox_by_ticket RENAME TO outbox;
-UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT seq FROM temp.outbox_counter), 0)) WHERE name = 'outbox';
-INSERT INTO sqlite_sequence (name, seq)
-  SELECT 'outbox', seq FROM temp.outbox_counter WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'outbox');
-DROP TABLE temp.outbox_counter;
 CREATE UNIQUE INDEX outbox_ticket ON outbox (ticket_id, message_id);
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX outbox_pending ON outbox (channel, next_attempt_at, id) WHERE status = 'pending' AND blocked = 0;
